@@ -1,0 +1,514 @@
+"""Recipe configuration: dataclasses loaded from YAML, plus ``key.sub=value`` overrides.
+
+A recipe has five sections — ``data``, ``tokenizer``, ``model``, ``objective``, ``train`` —
+each a dataclass below. Unknown keys and wrong types stop with a :class:`ConfigError` that
+names the key and the closest valid one, because a silently ignored typo in a recipe costs a
+whole training run.
+"""
+
+from __future__ import annotations
+
+from textvae.errors import TextVAEError
+
+import dataclasses
+import difflib
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+
+
+class ConfigError(ValueError, TextVAEError):
+    """A recipe or override that cannot be used; the message says what to change."""
+
+
+# --------------------------------------------------------------------------- sections
+
+
+@dataclass
+class DataConfig:
+    """Where the sentences come from and how they are filtered."""
+
+    name: Optional[str] = "ptb"
+    """A shipped corpus (``ptb``, ``yelp``, ``yahoo``, ``sst2``) or a Hugging Face hub dataset
+    name. Ignored when ``train_files`` is given."""
+    hub_config: Optional[str] = None
+    """Hub dataset configuration name (the second argument of ``datasets.load_dataset``)."""
+    revision: Optional[str] = None
+    """Hub dataset revision (branch, tag or commit)."""
+    trust_remote_code: bool = False
+    """Allow a hub dataset's own loading script to run. Never set implicitly."""
+    train_split: str = "train"
+    valid_split: Optional[str] = "validation"
+    """Hub split used for validation; when the dataset has none, ``valid_fraction`` of train."""
+    test_split: Optional[str] = "test"
+    valid_fraction: float = 0.05
+    """Share of train held out for validation when no validation split exists."""
+    train_files: Optional[list[str]] = None
+    """Local files (text/csv/json/jsonl/parquet) for the training split."""
+    valid_files: Optional[list[str]] = None
+    test_files: Optional[list[str]] = None
+    format: Optional[str] = None
+    """File format; inferred from the extension when not given (``.txt`` → text)."""
+    text_column: str = "text"
+    label_column: Optional[str] = None
+    encoding: str = "utf-8"
+    """Encoding of local text/csv/json files (e.g. ``cp1252``, ``latin-1``)."""
+    max_length: int = 64
+    """Longest sentence kept, in tokens (specials excluded)."""
+    length_policy: Literal["filter", "truncate"] = "filter"
+    """What to do with longer sentences: drop them, or cut them to ``max_length``."""
+    max_train_examples: Optional[int] = None
+    """Keep only the first N training sentences (quick runs, budgets)."""
+    max_eval_examples: Optional[int] = None
+    """Keep only the first N validation and test sentences."""
+
+    def __post_init__(self) -> None:
+        if self.max_length < 1:
+            raise ConfigError(f"data.max_length must be >= 1, got {self.max_length}.")
+        if not 0.0 < self.valid_fraction < 1.0:
+            raise ConfigError(f"data.valid_fraction must be in (0, 1), got {self.valid_fraction}.")
+        if self.name is None and not self.train_files:
+            raise ConfigError("data needs either data.name (shipped or hub dataset) or data.train_files.")
+        for key in ("max_train_examples", "max_eval_examples"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                raise ConfigError(f"data.{key} must be >= 1 (or null for all), got {value}.")
+
+
+@dataclass
+class TokenizerConfig:
+    """How text becomes ids. Special ids (pad/bos/eos/unk) always come from the tokenizer."""
+
+    kind: Literal["word", "bpe", "unigram", "pretrained"] = "word"
+    vocab_size: int = 10000
+    """Largest vocabulary (``word``) or target size (``bpe``, ``unigram``), specials included."""
+    min_freq: int = 1
+    """``word``/``bpe``: a token must appear this often in train to enter the vocabulary."""
+    name_or_path: Optional[str] = None
+    """``pretrained``: an ``AutoTokenizer`` hub name or a local directory."""
+    lowercase: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind == "pretrained" and not self.name_or_path:
+            raise ConfigError("tokenizer.kind=pretrained needs tokenizer.name_or_path (hub name or local dir).")
+        if self.vocab_size < 8:
+            raise ConfigError(f"tokenizer.vocab_size must be >= 8, got {self.vocab_size}.")
+        if self.min_freq < 1:
+            raise ConfigError(f"tokenizer.min_freq must be >= 1, got {self.min_freq}.")
+
+
+@dataclass
+class EncoderConfig:
+    """The inference network q(z|x). ``kind`` picks a class from the encoder registry."""
+
+    kind: str = "lstm"
+    embed_dim: int = 256
+    hidden_dim: int = 256
+    num_layers: int = 1
+    bidirectional: bool = False
+    dropout: float = 0.0
+    """Dropout between stacked layers (and inside Transformer blocks)."""
+    # Transformer encoders (BERT-style)
+    num_heads: int = 4
+    ffn_dim: int = 1024
+    pooling: Literal["mean", "first"] = "mean"
+    pretrained: Optional[str] = None
+    """A local path or hub name of a pretrained encoder (Transformer kinds)."""
+
+    def __post_init__(self) -> None:
+        _check_positive("model.encoder", embed_dim=self.embed_dim, hidden_dim=self.hidden_dim,
+                        num_layers=self.num_layers)
+        _check_unit("model.encoder.dropout", self.dropout)
+
+
+@dataclass
+class DecoderConfig:
+    """The generative network p(x|z). ``kind`` picks a class from the decoder registry."""
+
+    kind: str = "lstm"
+    embed_dim: int = 256
+    hidden_dim: int = 256
+    num_layers: int = 1
+    dropout: float = 0.0
+    z_to_init: bool = True
+    """LSTM: initialise the hidden and cell state from z."""
+    z_concat: bool = True
+    """LSTM: concatenate z to every input embedding."""
+    tie_embeddings: bool = False
+    """Share the input embedding with the output projection (needs embed_dim == hidden_dim)."""
+    # Transformer decoders (GPT-2-style)
+    num_heads: int = 4
+    ffn_dim: int = 1024
+    injection: str = "memory"
+    """Transformer: how z reaches the decoder (``embedding``, ``memory``, ``prefix``)."""
+    num_prefix_tokens: int = 1
+    pretrained: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        _check_positive("model.decoder", embed_dim=self.embed_dim, hidden_dim=self.hidden_dim,
+                        num_layers=self.num_layers)
+        _check_unit("model.decoder.dropout", self.dropout)
+        if self.tie_embeddings and self.embed_dim != self.hidden_dim and self.kind == "lstm":
+            raise ConfigError(
+                "model.decoder.tie_embeddings needs embed_dim == hidden_dim "
+                f"(got {self.embed_dim} and {self.hidden_dim}); set them equal or turn tying off.")
+
+
+@dataclass
+class ModelConfig:
+    """A sentence VAE: encoder → diagonal Gaussian q(z|x) → decoder; or a plain LM."""
+
+    mode: Literal["vae", "lm"] = "vae"
+    """``lm`` trains the decoder alone without z: the language-model baseline."""
+    latent_dim: int = 32
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    embed_dropout: float = 0.0
+    """Dropout on input embeddings (encoder and decoder)."""
+    min_logvar: Optional[float] = None
+    """Floor on log σ² of q(z|x). Keeps the posterior a real distribution when the per-sample KL
+    weight is zero (α = 1), where nothing else stops σ → 0."""
+    max_positions: int = 256
+    """Longest sequence a Transformer part accepts (positions embedded)."""
+
+    def __post_init__(self) -> None:
+        if self.latent_dim < 1:
+            raise ConfigError(f"model.latent_dim must be >= 1, got {self.latent_dim}.")
+        _check_unit("model.embed_dropout", self.embed_dropout)
+
+
+@dataclass
+class KLScheduleConfig:
+    """β_t, the multiplier on the KL term over training (annealing)."""
+
+    kind: Literal["constant", "linear", "logistic", "cyclical"] = "constant"
+    start: float = 0.0
+    """β at step 0 (``linear``/``logistic``)."""
+    end: float = 1.0
+    """β after warm-up (and the top of each cycle)."""
+    warmup_steps: int = 10000
+    """``linear``: steps from start to end; ``logistic``: steps to the midpoint × 2."""
+    cycles: int = 4
+    """``cyclical`` (Fu et al. 2019): number of cycles over ``train.max_steps``."""
+    ratio: float = 0.5
+    """``cyclical``: share of each cycle spent ramping up; the rest holds ``end``."""
+
+    def __post_init__(self) -> None:
+        if self.warmup_steps < 1:
+            raise ConfigError(f"objective.kl_schedule.warmup_steps must be >= 1, got {self.warmup_steps}.")
+        if self.cycles < 1:
+            raise ConfigError(f"objective.kl_schedule.cycles must be >= 1, got {self.cycles}.")
+        if not 0.0 < self.ratio <= 1.0:
+            raise ConfigError(f"objective.kl_schedule.ratio must be in (0, 1], got {self.ratio}.")
+
+
+@dataclass
+class ObjectiveConfig:
+    """The InfoVAE loss: rec + (1−α)·β_t·KL + (α+λ−1)·MMD (Zhao et al. 2019)."""
+
+    preset: Literal["elbo", "beta", "mmd_vae", "info_vae", "lm"] = "elbo"
+    alpha: Optional[float] = None
+    """InfoVAE α. ``elbo`` fixes 0, ``mmd_vae`` fixes 1, ``beta`` uses 1−β."""
+    lam: Optional[float] = None
+    """InfoVAE λ. The MMD weight is α+λ−1 and must be >= 0."""
+    beta: float = 1.0
+    """``beta`` preset: KL weight β (α = 1−β, λ = β)."""
+    kernel: Literal["rbf", "imq"] = "imq"
+    bandwidth: Optional[float] = None
+    """RBF: 2σ² (default 2·latent_dim). IMQ: base C per unit scale (default 2·latent_dim)."""
+    kl_schedule: KLScheduleConfig = field(default_factory=KLScheduleConfig)
+    free_bits: float = 0.0
+    """Nats. ``dim``: per-dimension floor on the batch-mean KL (Kingma et al. 2016);
+    ``batch``: floor on the batch-mean total KL (target rate)."""
+    free_bits_mode: Literal["dim", "batch"] = "dim"
+    word_dropout: float = 0.0
+    """Rate at which decoder input tokens are replaced by ``<unk>`` during training."""
+
+    def __post_init__(self) -> None:
+        _check_unit("objective.word_dropout", self.word_dropout)
+        if self.free_bits < 0:
+            raise ConfigError(f"objective.free_bits must be >= 0, got {self.free_bits}.")
+        if self.bandwidth is not None and self.bandwidth <= 0:
+            raise ConfigError(f"objective.bandwidth must be > 0, got {self.bandwidth}.")
+        if self.preset == "beta" and self.beta < 0:
+            raise ConfigError(f"objective.beta must be >= 0, got {self.beta}.")
+        fixed = {"elbo": ("alpha", "lam"), "lm": ("alpha", "lam"), "beta": ("alpha", "lam"), "mmd_vae": ("alpha",)}
+        for key in fixed.get(self.preset, ()):
+            if getattr(self, key) is not None:
+                raise ConfigError(
+                    f"objective.{key} is fixed by objective.preset={self.preset}; "
+                    "use preset info_vae to set alpha and lam freely (or beta: for the beta preset).")
+        alpha, lam = self.weights_alpha_lambda()
+        if alpha is None or lam is None:
+            raise ConfigError(
+                f"objective.preset={self.preset} needs objective.alpha and objective.lam "
+                "(e.g. alpha: 0.5, lam: 100.0).")
+        if alpha > 1.0:
+            raise ConfigError(f"objective.alpha must be <= 1 (a negative KL weight 1-α), got {alpha}.")
+        if alpha + lam - 1.0 < 0:
+            raise ConfigError(
+                f"objective: the MMD weight α+λ−1 = {alpha} + {lam} − 1 = {alpha + lam - 1:g} is negative, "
+                "so the loss would reward a larger mismatch between q(z) and the prior. "
+                "Choose λ >= 1−α (e.g. lam: 1.0 for the ELBO, or a larger lam for InfoVAE).")
+
+    def weights_alpha_lambda(self) -> tuple[Optional[float], Optional[float]]:
+        """The (α, λ) this objective uses, with the preset's fixed values applied."""
+        if self.preset == "beta":
+            return 1.0 - self.beta, self.beta
+        if self.preset in ("elbo", "lm"):
+            return 0.0, 1.0
+        if self.preset == "mmd_vae":
+            return 1.0, self.lam
+        return self.alpha, self.lam
+
+    @property
+    def kl_weight(self) -> float:
+        """(1−α): the weight of the per-sentence KL term before annealing."""
+        alpha, _ = self.weights_alpha_lambda()
+        return 1.0 - float(alpha)
+
+    @property
+    def mmd_weight(self) -> float:
+        """(α+λ−1): the weight of the aggregate divergence D(q(z)‖p(z))."""
+        alpha, lam = self.weights_alpha_lambda()
+        return float(alpha) + float(lam) - 1.0
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation, precision, evaluation and checkpointing."""
+
+    max_steps: int = 10000
+    batch_size: int = 32
+    grad_accum: int = 1
+    """Micro-batches per optimizer step (the effective batch is batch_size × grad_accum)."""
+    lr: float = 1e-3
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    weight_decay: float = 0.0
+    momentum: float = 0.0
+    """SGD momentum."""
+    lr_schedule: Literal["constant", "warmup_linear", "warmup_cosine"] = "constant"
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.0
+    """Cosine/linear decay end point as a fraction of ``lr``."""
+    clip_norm: Optional[float] = 5.0
+    precision: Literal["fp32", "bf16", "fp16", "auto"] = "fp32"
+    """``auto``: bf16 (or fp16 + GradScaler) on CUDA, fp32 on CPU."""
+    device: str = "auto"
+    """``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1`` …"""
+    seed: int = 0
+    eval_every: int = 500
+    eval_batches: Optional[int] = None
+    """Validate on the first N batches only (None: the whole validation split)."""
+    log_every: int = 50
+    save_every: Optional[int] = None
+    """Checkpoint interval in steps (default: eval_every)."""
+    keep_checkpoints: int = 2
+    """How many step checkpoints to keep (the best model is kept apart)."""
+    patience: Optional[int] = None
+    """Stop after this many evaluations without a better validation loss."""
+    bucket: bool = True
+    """Group sentences of similar length into batches (less padding, same examples)."""
+    max_nonfinite: int = 10
+    """Stop after this many consecutive steps with a non-finite loss or gradient."""
+    num_workers: int = 0
+    tensorboard: bool = True
+
+    def __post_init__(self) -> None:
+        _check_positive("train", max_steps=self.max_steps, batch_size=self.batch_size,
+                        grad_accum=self.grad_accum, eval_every=self.eval_every,
+                        log_every=self.log_every, keep_checkpoints=self.keep_checkpoints,
+                        max_nonfinite=self.max_nonfinite)
+        if self.lr <= 0 or not math.isfinite(self.lr):
+            raise ConfigError(f"train.lr must be a positive number, got {self.lr}.")
+        if self.clip_norm is not None and self.clip_norm <= 0:
+            raise ConfigError(f"train.clip_norm must be > 0 or null, got {self.clip_norm}.")
+        if self.save_every is not None and self.save_every < 1:
+            raise ConfigError(f"train.save_every must be >= 1, got {self.save_every}.")
+
+
+@dataclass
+class Recipe:
+    """A whole experiment: the five sections of a recipe YAML."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        if (self.model.mode == "lm") != (self.objective.preset == "lm"):
+            raise ConfigError(
+                f"model.mode={self.model.mode} with objective.preset={self.objective.preset}: "
+                "a language-model baseline needs both model.mode=lm and objective.preset=lm.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _check_positive(section: str, **values: int) -> None:
+    for key, value in values.items():
+        if value < 1:
+            raise ConfigError(f"{section}.{key} must be >= 1, got {value}.")
+
+
+def _check_unit(key: str, value: float) -> None:
+    if not 0.0 <= value < 1.0:
+        raise ConfigError(f"{key} must be in [0, 1), got {value}.")
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; convert only lossless cases (int → float)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(errors[0] if errors else f"{key}: unexpected value {value!r}.")
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            hint = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+            extra = f" Did you mean {hint[0]!r}?" if hint else ""
+            raise ConfigError(f"{key} must be one of {list(choices)}, got {value!r}.{extra}")
+        return value
+    if origin is list:
+        (item_tp,) = typing.get_args(tp)
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            value = [value]  # a single path where a list is expected
+        if not isinstance(value, list):
+            raise ConfigError(f"{key} must be a list, got {type(value).__name__} {value!r}.")
+        return [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} must be a mapping of keys, got {value!r}.")
+        return build_dataclass(tp, value, key)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML reads "1e-3" as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    elif tp is Any:
+        return value
+    raise ConfigError(f"{key} must be of type {_type_name(tp)}, got {type(value).__name__} {value!r}.")
+
+
+def build_dataclass(cls: type, values: dict[str, Any], prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in values.items():
+        full = f"{prefix}.{key}" if prefix else str(key)
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.5)
+            hint = f" Did you mean '{prefix + '.' if prefix else ''}{close[0]}'?" if close else ""
+            raise ConfigError(f"Unknown recipe key '{full}'.{hint} Valid keys here: {', '.join(names)}.")
+        kwargs[key] = _coerce(value, hints[key], full)
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except TypeError as err:  # pragma: no cover - guarded by the key check above
+        raise ConfigError(f"{prefix or 'recipe'}: {err}") from err
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"model.latent_dim=64"`` → (["model", "latent_dim"], 64); the value is read as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"Override {text!r} is not of the form key.sub=value (e.g. train.max_steps=2000).")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"Override {text!r} has an empty key.")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set each ``key.sub=value`` in a nested dict (a copy); sections are created as needed."""
+    values = _deepcopy(values)
+    for text in overrides:
+        path, value = parse_override(text)
+        node = values
+        for part in path[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"Override {text!r}: '{part}' is a value, not a section.")
+            node = child
+        node[path[-1]] = value
+    return values
+
+
+def _deepcopy(values: Any) -> Any:
+    if isinstance(values, dict):
+        return {k: _deepcopy(v) for k, v in values.items()}
+    if isinstance(values, list):
+        return [_deepcopy(v) for v in values]
+    return values
+
+
+def recipe_from_dict(values: dict[str, Any]) -> Recipe:
+    """Build and validate a :class:`Recipe` from a plain nested dict."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"A recipe must be a mapping with sections data/tokenizer/model/objective/train, got {type(values).__name__}.")
+    return build_dataclass(Recipe, values, "")
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"Recipe file {path} does not exist; see recipes/README.md for the shipped recipes.")
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ConfigError(f"Recipe file {path} is not valid YAML: {err}") from err
+    return values or {}
+
+
+def load_recipe(path: str | Path, overrides: Optional[list[str]] = None) -> Recipe:
+    """Read a recipe YAML, apply ``key.sub=value`` overrides and validate it."""
+    return recipe_from_dict(apply_overrides(read_yaml(path), overrides or []))
+
+
+def dump_recipe(recipe: Recipe) -> str:
+    return yaml.safe_dump(recipe.to_dict(), sort_keys=False)

@@ -1,0 +1,100 @@
+"""LSTM encoder and decoder (Bowman et al. 2016; He et al. 2019 sizes)."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from textvae.config import DecoderConfig, EncoderConfig, ModelConfig
+from textvae.modeling.outputs import VocabSpec
+
+
+class LSTMEncoder(nn.Module):
+    """Token ids → a sentence vector: the last layer's final state (both directions)."""
+
+    def __init__(self, cfg: EncoderConfig, model_cfg: ModelConfig, vocab: VocabSpec):
+        super().__init__()
+        self.embed = nn.Embedding(vocab.vocab_size, cfg.embed_dim, padding_idx=vocab.pad_id)
+        self.embed_dropout = nn.Dropout(model_cfg.embed_dropout)
+        self.lstm = nn.LSTM(cfg.embed_dim, cfg.hidden_dim, cfg.num_layers, batch_first=True,
+                            bidirectional=cfg.bidirectional,
+                            dropout=cfg.dropout if cfg.num_layers > 1 else 0.0)
+        self.output_dim = cfg.hidden_dim * (2 if cfg.bidirectional else 1)
+        self.bidirectional = cfg.bidirectional
+
+    def forward(self, ids: Tensor, lengths: Tensor) -> Tensor:
+        """ids (B, T), lengths (B,) → features (B, output_dim)."""
+        x = self.embed_dropout(self.embed(ids))  # (B, T, E)
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        _, (h, _) = self.lstm(packed)  # h: (layers·dirs, B, H), in the original batch order
+        if self.bidirectional:
+            return torch.cat([h[-2], h[-1]], dim=-1)
+        return h[-1]
+
+
+class LSTMDecoder(nn.Module):
+    """An LSTM language model conditioned on z through its initial state and/or its inputs."""
+
+    def __init__(self, cfg: DecoderConfig, model_cfg: ModelConfig, vocab: VocabSpec):
+        super().__init__()
+        latent = model_cfg.latent_dim if model_cfg.mode == "vae" else 0
+        self.num_layers, self.hidden_dim = cfg.num_layers, cfg.hidden_dim
+        self.z_concat = cfg.z_concat and latent > 0
+        self.embed = nn.Embedding(vocab.vocab_size, cfg.embed_dim, padding_idx=vocab.pad_id)
+        self.embed_dropout = nn.Dropout(model_cfg.embed_dropout)
+        self.lstm = nn.LSTM(cfg.embed_dim + (latent if self.z_concat else 0), cfg.hidden_dim,
+                            cfg.num_layers, batch_first=True,
+                            dropout=cfg.dropout if cfg.num_layers > 1 else 0.0)
+        self.z_to_state = nn.Linear(latent, 2 * cfg.num_layers * cfg.hidden_dim) \
+            if cfg.z_to_init and latent > 0 else None
+        self.output_dropout = nn.Dropout(cfg.dropout)
+        self.output = nn.Linear(cfg.hidden_dim, vocab.vocab_size)
+        if cfg.tie_embeddings:
+            self.output.weight = self.embed.weight
+
+    def init_state(self, z: Optional[Tensor], batch_size: int) -> Optional[tuple[Tensor, Tensor]]:
+        """The LSTM's (h0, c0), each (layers, B, H), from z; None means zeros."""
+        if self.z_to_state is None or z is None:
+            return None
+        h, c = self.z_to_state(z).view(batch_size, 2, self.num_layers, self.hidden_dim).permute(1, 2, 0, 3)
+        return torch.tanh(h).contiguous(), c.contiguous()
+
+    def forward(self, ids: Tensor, z: Optional[Tensor], lengths: Optional[Tensor] = None,
+                state: Any = None) -> tuple[Tensor, Any]:
+        """Run the decoder over input ids (B, T).
+
+        Args:
+            ids: (B, T) decoder inputs (BOS first).
+            z: (B, D) latent or None.
+            lengths: (B,) true lengths; padded steps are skipped (packed) when given.
+            state: recurrent state from a previous call (incremental decoding); when None it
+                is built from z.
+        Returns:
+            hidden (B, T, H) and the state after the last step.
+        """
+        x = self.embed_dropout(self.embed(ids))  # (B, T, E)
+        if self.z_concat:
+            x = torch.cat([x, z.unsqueeze(1).expand(-1, x.shape[1], -1).to(x.dtype)], dim=-1)
+        if state is None:
+            state = self.init_state(z, ids.shape[0])
+        if lengths is None:
+            out, state = self.lstm(x, state)
+            return self.output_dropout(out), state
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, state = self.lstm(packed, state)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=ids.shape[1])
+        return self.output_dropout(out), state
+
+    def project(self, hidden: Tensor) -> Tensor:
+        """hidden (..., H) → logits (..., V)."""
+        return self.output(hidden)
+
+    @staticmethod
+    def reorder_state(state: Any, index: Tensor) -> Any:
+        """Select/reorder batch rows of a state (beam search)."""
+        if state is None:
+            return None
+        return tuple(s.index_select(1, index) for s in state)

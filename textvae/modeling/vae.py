@@ -1,0 +1,188 @@
+"""TextVAE: encoder → q(z|x) → decoder, with save_pretrained / from_pretrained."""
+
+from __future__ import annotations
+
+from textvae.errors import TextVAEError
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+import torch.nn.functional as F
+from safetensors import SafetensorError
+from safetensors.torch import load_model, save_model
+from torch import Tensor, nn
+
+from textvae.config import ConfigError, ModelConfig, build_dataclass
+from textvae.modeling.outputs import VAEOutput, VocabSpec
+from textvae.modeling.posterior import GaussianHead, sample_gaussian
+from textvae.modeling.registry import decoder_class, encoder_class
+from textvae.utils.io import atomic_write, atomic_write_json
+
+FORMAT_VERSION = 1
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+TOKENIZER_DIR = "tokenizer"
+
+
+class ModelLoadError(ValueError, TextVAEError):
+    """A model directory that cannot be read; the message names the file and what to do."""
+
+
+class TextVAE(nn.Module):
+    """A sentence VAE (``mode: vae``) or the same decoder as a plain LM (``mode: lm``).
+
+    Args:
+        config: the ``model`` section of a recipe.
+        vocab: special ids and vocabulary size from the tokenizer.
+        tokenizer: the tokenizer itself, kept so that a model directory is self-contained.
+    """
+
+    def __init__(self, config: ModelConfig, vocab: VocabSpec, tokenizer: Any = None):
+        super().__init__()
+        self.config, self.vocab, self.tokenizer = config, vocab, tokenizer
+        if config.mode == "vae":
+            self.encoder = encoder_class(config.encoder.kind)(config.encoder, config, vocab)
+            self.head = GaussianHead(self.encoder.output_dim, config.latent_dim, config.min_logvar)
+        else:
+            self.encoder = self.head = None
+        self.decoder = decoder_class(config.decoder.kind)(config.decoder, config, vocab)
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def is_vae(self) -> bool:
+        return self.config.mode == "vae"
+
+    @property
+    def latent_dim(self) -> int:
+        return self.config.latent_dim
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    # ------------------------------------------------------------------ forward
+
+    def posterior(self, ids: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """q(z|x) parameters: ids (B, T) with BOS/EOS, lengths (B,) → μ, log σ² (B, D)."""
+        if not self.is_vae:
+            raise ValueError("a language model (model.mode=lm) has no posterior q(z|x).")
+        return self.head(self.encoder(ids, lengths))
+
+    def forward(self, ids: Tensor, lengths: Tensor, word_dropout: float = 0.0, sample: bool = True,
+                generator: Optional[torch.Generator] = None) -> VAEOutput:
+        """Encode, draw z (or take μ when ``sample`` is False) and score the sentence.
+
+        Args:
+            ids: (B, T) [BOS, tokens…, EOS, pad…].
+            lengths: (B,) tokens + 2.
+            word_dropout: rate at which decoder inputs are replaced by ``<unk>``.
+            generator: RNG for z and word dropout (the global one when None).
+        """
+        if not self.is_vae:
+            rec, n_tokens = self.reconstruction_nll(ids, lengths, None, word_dropout, generator)
+            return VAEOutput(rec=rec, n_tokens=n_tokens)
+        mu, logvar = self.posterior(ids, lengths)
+        z = sample_gaussian(mu, logvar, generator) if sample else mu
+        rec, n_tokens = self.reconstruction_nll(ids, lengths, z, word_dropout, generator)
+        return VAEOutput(rec=rec, n_tokens=n_tokens, mu=mu, logvar=logvar, z=z)
+
+    def reconstruction_nll(self, ids: Tensor, lengths: Tensor, z: Optional[Tensor],
+                           word_dropout: float = 0.0,
+                           generator: Optional[torch.Generator] = None) -> tuple[Tensor, Tensor]:
+        """−log p(x|z) per sentence (B,) in fp32, and the number of predicted tokens.
+
+        The softmax runs over real (non-pad) positions only, and in fp32 even under autocast.
+        """
+        inputs, targets = ids[:, :-1], ids[:, 1:]  # (B, T-1) each
+        target_lengths = lengths - 1  # tokens + EOS
+        if word_dropout > 0:
+            inputs = self.drop_words(inputs, target_lengths, word_dropout, generator)
+        hidden, _ = self.decoder(inputs, z, target_lengths)  # (B, T-1, H)
+        mask = torch.arange(inputs.shape[1], device=ids.device) < target_lengths.unsqueeze(1)
+        logits = self.decoder.project(hidden[mask]).float()  # (N, V), N = real target tokens
+        nll = F.cross_entropy(logits, targets[mask], reduction="none")
+        rows = torch.arange(ids.shape[0], device=ids.device).unsqueeze(1).expand_as(mask)[mask]
+        rec = torch.zeros(ids.shape[0], device=ids.device, dtype=torch.float32).index_add_(0, rows, nll)
+        return rec, mask.sum()
+
+    def drop_words(self, inputs: Tensor, lengths: Tensor, rate: float,
+                   generator: Optional[torch.Generator] = None) -> Tensor:
+        """Replace decoder inputs after BOS by ``<unk>`` with probability ``rate`` (Bowman et al.)."""
+        replacement = self.vocab.unk_id if self.vocab.unk_id is not None else self.vocab.pad_id
+        noise = torch.rand(inputs.shape, device=inputs.device, generator=generator)
+        positions = torch.arange(inputs.shape[1], device=inputs.device).unsqueeze(0)
+        drop = (noise < rate) & (positions > 0) & (positions < lengths.unsqueeze(1))
+        return inputs.masked_fill(drop, replacement)
+
+    # ------------------------------------------------------------------ persistence
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write ``config.json``, ``model.safetensors`` and the tokenizer into ``directory``.
+
+        Each file is written to a temporary name and renamed, so a crash leaves the previous
+        files readable.
+        """
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        if self.tokenizer is not None:
+            self.tokenizer.save(directory / TOKENIZER_DIR)
+        atomic_write(directory / WEIGHTS_NAME, lambda tmp: save_model(self, str(tmp), metadata={"format": "pt"}))
+        atomic_write_json(directory / CONFIG_NAME, {
+            "format_version": FORMAT_VERSION,
+            "model": dataclasses.asdict(self.config),
+            "vocab": dataclasses.asdict(self.vocab),
+        })
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> "TextVAE":
+        """Rebuild a model from a directory written by :meth:`save_pretrained`."""
+        directory = Path(directory)
+        config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
+        if not config_path.is_file():
+            raise ModelLoadError(
+                f"{directory} is not a textvae model directory: it has no {CONFIG_NAME}. "
+                "Point at a directory written by `textvae train` (its model/ or best/ folder) "
+                "or by TextVAE.save_pretrained.")
+        try:
+            meta = json.loads(config_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ModelLoadError(f"{config_path} is not valid JSON ({err}); the model directory is damaged.") from err
+        version = meta.get("format_version") if isinstance(meta, dict) else None
+        if version != FORMAT_VERSION:
+            raise ModelLoadError(
+                f"{config_path} has format_version {version!r}; this textvae reads version {FORMAT_VERSION}. "
+                "Upgrade textvae (pip install -U textvae) or re-save the model with this version.")
+        try:
+            config = build_dataclass(ModelConfig, meta["model"], "model")
+            vocab = VocabSpec(**meta["vocab"])
+        except (KeyError, TypeError, ConfigError) as err:
+            raise ModelLoadError(f"{config_path} does not describe a textvae model: {err}") from err
+        tokenizer = None
+        if (directory / TOKENIZER_DIR).is_dir():
+            from textvae.data.tokenizers import TextTokenizer
+
+            tokenizer = TextTokenizer.load(directory / TOKENIZER_DIR)
+            if tokenizer.vocab_size != vocab.vocab_size:
+                raise ModelLoadError(
+                    f"the tokenizer in {directory / TOKENIZER_DIR} has {tokenizer.vocab_size} tokens but the "
+                    f"model was built for {vocab.vocab_size}; the directory mixes files of two runs. "
+                    "Copy the tokenizer/ folder of the run that wrote these weights.")
+        model = cls(config, vocab, tokenizer)
+        if not weights_path.is_file():
+            raise ModelLoadError(f"{directory} has no {WEIGHTS_NAME}; the weights were not saved or were removed.")
+        try:
+            missing, unexpected = load_model(model, str(weights_path), strict=False)
+        except (SafetensorError, OSError, RuntimeError, ValueError) as err:
+            raise ModelLoadError(
+                f"{weights_path} cannot be read as safetensors weights for this config ({err}). The file is "
+                "truncated or altered; use another checkpoint of the run (checkpoints/ or best/).") from err
+        if missing or unexpected:
+            raise ModelLoadError(
+                f"{weights_path} does not match {config_path}: missing {sorted(missing)[:5]}, "
+                f"unexpected {sorted(unexpected)[:5]}. The files come from different models.")
+        return model.to(device)

@@ -1,0 +1,99 @@
+"""Run-directory checkpoints: model files + trainer state, written atomically, pruned, resumed."""
+
+from __future__ import annotations
+
+from textvae.errors import TextVAEError
+
+import os
+import random
+import shutil
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+from textvae.modeling import TextVAE
+from textvae.utils.io import atomic_write
+
+STATE_NAME = "trainer_state.pt"
+CHECKPOINTS_DIR = "checkpoints"
+PREFIX = "step-"
+
+
+class CheckpointError(ValueError, TextVAEError):
+    """A checkpoint that cannot be used to resume; the message says which one and why."""
+
+
+def rng_state() -> dict[str, Any]:
+    """Every RNG a training step can draw from."""
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
+             "numpy": np.random.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(_as_tuple(state["python"]))
+    np.random.set_state(_as_tuple(state["numpy"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _as_tuple(value: Any) -> Any:
+    # weights_only loading returns the tuples inside RNG states as lists.
+    if isinstance(value, list):
+        return tuple(_as_tuple(v) for v in value)
+    return value
+
+
+def write_model_dir(model: TextVAE, target: Path, extra: Optional[dict[str, Any]] = None) -> Path:
+    """Write a complete model directory (plus an optional trainer state) and swap it into place.
+
+    Everything goes into a hidden sibling first; only a finished directory is renamed to
+    ``target``, so a crash leaves the previous one intact.
+    """
+    target = Path(target)
+    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    model.save_pretrained(tmp)
+    if extra is not None:
+        atomic_write(tmp / STATE_NAME, lambda path: torch.save(extra, path))
+    old = target.parent / f".{target.name}.old-{os.getpid()}"
+    if target.exists():
+        os.replace(target, old)
+    os.replace(tmp, target)
+    if old.exists():
+        shutil.rmtree(old)
+    return target
+
+
+def checkpoint_dirs(run_dir: Path) -> list[Path]:
+    """Finished step checkpoints, oldest first."""
+    root = Path(run_dir) / CHECKPOINTS_DIR
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.is_dir() and p.name.startswith(PREFIX) and (p / STATE_NAME).is_file()]
+    return sorted(found, key=lambda p: int(p.name[len(PREFIX):]))
+
+
+def save_checkpoint(model: TextVAE, state: dict[str, Any], run_dir: Path, step: int, keep: int) -> Path:
+    """Write ``checkpoints/step-NNNNNNNN`` and keep only the ``keep`` newest."""
+    path = write_model_dir(model, Path(run_dir) / CHECKPOINTS_DIR / f"{PREFIX}{step:08d}", state)
+    for old in checkpoint_dirs(run_dir)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return path
+
+
+def load_trainer_state(checkpoint: Path) -> dict[str, Any]:
+    """Read a trainer state with ``weights_only=True`` (tensors and plain containers, no code)."""
+    path = Path(checkpoint) / STATE_NAME
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for damaged files
+        raise CheckpointError(
+            f"{path} cannot be read ({type(err).__name__}: {err}). The checkpoint is damaged; delete "
+            f"{checkpoint} so that --resume takes the one before it.") from err

@@ -1,0 +1,69 @@
+"""Device and mixed-precision choices: autocast dtype and whether a GradScaler is needed."""
+
+from __future__ import annotations
+
+from textvae.errors import TextVAEError
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import ContextManager, Optional
+
+import torch
+
+
+class PrecisionError(ValueError, TextVAEError):
+    """A precision that this device cannot run; the message says which one can."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → CUDA when available, else CPU; anything else is passed to torch.device."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise PrecisionError(f"train.device={name} but CUDA is not available here; use train.device=cpu or auto.")
+    return device
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How the forward pass runs. Loss terms are always reduced in fp32 (see the objectives)."""
+
+    name: str
+    device: torch.device
+    dtype: Optional[torch.dtype]
+    """Autocast dtype, or None for plain fp32."""
+    use_scaler: bool
+    """fp16 needs loss scaling so small gradients do not flush to zero."""
+
+    def autocast(self) -> ContextManager:
+        if self.dtype is None:
+            return nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+
+    def grad_scaler(self) -> torch.amp.GradScaler:
+        return torch.amp.GradScaler(self.device.type, enabled=self.use_scaler)
+
+
+def resolve_precision(name: str, device: torch.device) -> Precision:
+    """``fp32 | bf16 | fp16 | auto`` on ``device`` → a :class:`Precision`.
+
+    ``auto`` picks bf16 on CUDA devices that support it, else fp16 with a GradScaler, and fp32
+    on CPU (where bf16 autocast is only faster on CPUs with native bf16 matrix units).
+    """
+    if name == "auto":
+        if device.type == "cuda":
+            name = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        else:
+            name = "fp32"
+    if name == "fp32":
+        return Precision(name, device, None, False)
+    if name == "bf16":
+        return Precision(name, device, torch.bfloat16, False)
+    if name == "fp16":
+        if device.type != "cuda":
+            raise PrecisionError(
+                "train.precision=fp16 needs a CUDA device (fp16 autocast with loss scaling); on CPU use "
+                "train.precision=bf16 (bf16 autocast) or fp32.")
+        return Precision(name, device, torch.float16, True)
+    raise PrecisionError(f"unknown precision {name!r}; choose fp32, bf16, fp16 or auto.")
