@@ -10,7 +10,7 @@ from typing import Optional, Sequence
 from textvae.errors import TextVAEError
 
 # Subcommand modules, in the order `textvae --help` lists them.
-COMMANDS = ["train"]
+COMMANDS = ["train", "evaluate", "report", "generate", "reconstruct", "interpolate", "encode", "probe", "plot_latent"]
 
 
 def build_parser() -> argparse.ArgumentParser:

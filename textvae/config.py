@@ -26,6 +26,12 @@ class ConfigError(ValueError, TextVAEError):
     """A recipe or override that cannot be used; the message says what to change."""
 
 
+TRANSFORMER_INJECTIONS = ("embedding", "memory", "prefix")
+"""How z can reach a Transformer decoder (see :mod:`textvae.modeling.transformer`)."""
+FREEZABLE_PARTS = ("encoder", "decoder", "embeddings")
+"""What ``model.freeze`` may name."""
+
+
 # --------------------------------------------------------------------------- sections
 
 
@@ -117,13 +123,26 @@ class EncoderConfig:
     num_heads: int = 4
     ffn_dim: int = 1024
     pooling: Literal["mean", "first"] = "mean"
+    """Transformer: average the real tokens' final states, or take the first (BOS/CLS) one."""
     pretrained: Optional[str] = None
-    """A local path or hub name of a pretrained encoder (Transformer kinds)."""
+    """A local path or hub name of a pretrained BERT-style encoder (Transformer kinds); its own
+    sizes replace num_layers/num_heads/hidden_dim/ffn_dim, and ``dropout`` overrides its rates."""
+    resize_embeddings: bool = False
+    """Transformer + ``pretrained``: when the tokenizer's vocabulary size differs from the pretrained
+    embedding matrix, resize the matrix (rows of existing ids are kept, new rows are freshly
+    initialised) instead of stopping with an error."""
+    hf_config: Optional[dict[str, Any]] = None
+    """Set by textvae, not in recipes: the Hugging Face config of a part loaded from ``pretrained``,
+    recorded in the model's own config when it is built. A saved model is rebuilt from it, so
+    ``TextVAE.from_pretrained`` never reads ``pretrained`` again (weights come from model.safetensors).
+    A recipe that sets it gets this architecture with random weights instead of the pretrained ones."""
 
     def __post_init__(self) -> None:
         _check_positive("model.encoder", embed_dim=self.embed_dim, hidden_dim=self.hidden_dim,
                         num_layers=self.num_layers)
         _check_unit("model.encoder.dropout", self.dropout)
+        if self.kind == "transformer":
+            _check_transformer_shape("model.encoder", self.hidden_dim, self.num_heads, self.ffn_dim)
 
 
 @dataclass
@@ -145,14 +164,32 @@ class DecoderConfig:
     num_heads: int = 4
     ffn_dim: int = 1024
     injection: str = "memory"
-    """Transformer: how z reaches the decoder (``embedding``, ``memory``, ``prefix``)."""
+    """Transformer: how z reaches the decoder — ``embedding`` (added to every input embedding),
+    ``memory`` (one extra key/value per layer, Optimus-style) or ``prefix`` (soft tokens first)."""
     num_prefix_tokens: int = 1
+    """Transformer with ``injection: prefix``: how many soft tokens z becomes."""
     pretrained: Optional[str] = None
+    """A local path or hub name of a pretrained GPT-2-style decoder (Transformer kinds); its own
+    sizes replace num_layers/num_heads/hidden_dim/ffn_dim, and ``dropout`` overrides its rates."""
+    resize_embeddings: bool = False
+    """Transformer + ``pretrained``: resize the token embeddings (and tied output layer) to the
+    tokenizer's vocabulary size instead of stopping when they differ; see ``model.encoder``."""
+    hf_config: Optional[dict[str, Any]] = None
+    """Set by textvae, not in recipes: see ``model.encoder.hf_config``."""
 
     def __post_init__(self) -> None:
         _check_positive("model.decoder", embed_dim=self.embed_dim, hidden_dim=self.hidden_dim,
                         num_layers=self.num_layers)
         _check_unit("model.decoder.dropout", self.dropout)
+        if self.kind == "transformer":
+            _check_transformer_shape("model.decoder", self.hidden_dim, self.num_heads, self.ffn_dim)
+            if self.injection not in TRANSFORMER_INJECTIONS:
+                hint = difflib.get_close_matches(self.injection, TRANSFORMER_INJECTIONS, n=1)
+                raise ConfigError(
+                    f"model.decoder.injection must be one of {list(TRANSFORMER_INJECTIONS)}, got "
+                    f"{self.injection!r}." + (f" Did you mean {hint[0]!r}?" if hint else ""))
+            if self.num_prefix_tokens < 1:
+                raise ConfigError(f"model.decoder.num_prefix_tokens must be >= 1, got {self.num_prefix_tokens}.")
         if self.tie_embeddings and self.embed_dim != self.hidden_dim and self.kind == "lstm":
             raise ConfigError(
                 "model.decoder.tie_embeddings needs embed_dim == hidden_dim "
@@ -174,12 +211,25 @@ class ModelConfig:
     """Floor on log σ² of q(z|x). Keeps the posterior a real distribution when the per-sample KL
     weight is zero (α = 1), where nothing else stops σ → 0."""
     max_positions: int = 256
-    """Longest sequence a Transformer part accepts (positions embedded)."""
+    """Longest sequence a Transformer part accepts (positions embedded), BOS and EOS included."""
+    freeze: list[str] = field(default_factory=list)
+    """Parts whose weights stay fixed (``requires_grad`` False): ``encoder`` (the encoder body; the
+    Gaussian head still trains), ``decoder`` (the decoder body; a Transformer's z projection still
+    trains) and/or ``embeddings`` (every token and position embedding — with tied weights, the output
+    layer too). Meant for pretrained parts."""
 
     def __post_init__(self) -> None:
         if self.latent_dim < 1:
             raise ConfigError(f"model.latent_dim must be >= 1, got {self.latent_dim}.")
         _check_unit("model.embed_dropout", self.embed_dropout)
+        if self.max_positions < 1:
+            raise ConfigError(f"model.max_positions must be >= 1, got {self.max_positions}.")
+        for part in self.freeze:
+            if part not in FREEZABLE_PARTS:
+                raise ConfigError(f"model.freeze may list {list(FREEZABLE_PARTS)}, got {part!r}.")
+        if self.mode == "lm" and "encoder" in self.freeze:
+            raise ConfigError("model.freeze names the encoder, but a language model (model.mode=lm) has none; "
+                              "remove 'encoder' from model.freeze.")
 
 
 @dataclass
@@ -347,6 +397,13 @@ class Recipe:
             raise ConfigError(
                 f"model.mode={self.model.mode} with objective.preset={self.objective.preset}: "
                 "a language-model baseline needs both model.mode=lm and objective.preset=lm.")
+        uses_transformer = self.model.decoder.kind == "transformer" or (
+            self.model.mode == "vae" and self.model.encoder.kind == "transformer")
+        if uses_transformer and self.model.max_positions < self.data.max_length + 2:
+            raise ConfigError(
+                f"model.max_positions={self.model.max_positions} is shorter than the longest input, "
+                f"data.max_length + BOS + EOS = {self.data.max_length + 2}; raise model.max_positions "
+                "or lower data.max_length.")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -359,6 +416,13 @@ def _check_positive(section: str, **values: int) -> None:
     for key, value in values.items():
         if value < 1:
             raise ConfigError(f"{section}.{key} must be >= 1, got {value}.")
+
+
+def _check_transformer_shape(section: str, hidden_dim: int, num_heads: int, ffn_dim: int) -> None:
+    _check_positive(section, num_heads=num_heads, ffn_dim=ffn_dim)
+    if hidden_dim % num_heads:
+        raise ConfigError(f"{section}.hidden_dim={hidden_dim} must be a multiple of {section}.num_heads={num_heads} "
+                          "(each head gets hidden_dim / num_heads channels).")
 
 
 def _check_unit(key: str, value: float) -> None:
@@ -400,6 +464,10 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if not isinstance(value, list):
             raise ConfigError(f"{key} must be a list, got {type(value).__name__} {value!r}.")
         return [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} must be a mapping, got {type(value).__name__} {value!r}.")
+        return value
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"{key} must be a mapping of keys, got {value!r}.")

@@ -5,9 +5,10 @@ from __future__ import annotations
 from torch import nn
 
 from textvae.modeling.lstm import LSTMDecoder, LSTMEncoder
+from textvae.modeling.transformer import TransformerDecoder, TransformerEncoder
 
-ENCODERS: dict[str, type[nn.Module]] = {"lstm": LSTMEncoder}
-DECODERS: dict[str, type[nn.Module]] = {"lstm": LSTMDecoder}
+ENCODERS: dict[str, type[nn.Module]] = {"lstm": LSTMEncoder, "transformer": TransformerEncoder}
+DECODERS: dict[str, type[nn.Module]] = {"lstm": LSTMDecoder, "transformer": TransformerDecoder}
 
 
 def _lookup(table: dict[str, type[nn.Module]], kind: str, what: str) -> type[nn.Module]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from textvae.errors import TextVAEError
 
+import copy
 import dataclasses
 import json
 from pathlib import Path
@@ -16,6 +17,7 @@ from safetensors.torch import load_model, save_model
 from torch import Tensor, nn
 
 from textvae.config import ConfigError, ModelConfig, build_dataclass
+from textvae.inference.api import LatentAPIMixin
 from textvae.modeling.outputs import VAEOutput, VocabSpec
 from textvae.modeling.posterior import GaussianHead, sample_gaussian
 from textvae.modeling.registry import decoder_class, encoder_class
@@ -31,7 +33,7 @@ class ModelLoadError(ValueError, TextVAEError):
     """A model directory that cannot be read; the message names the file and what to do."""
 
 
-class TextVAE(nn.Module):
+class TextVAE(LatentAPIMixin, nn.Module):
     """A sentence VAE (``mode: vae``) or the same decoder as a plain LM (``mode: lm``).
 
     Args:
@@ -42,6 +44,9 @@ class TextVAE(nn.Module):
 
     def __init__(self, config: ModelConfig, vocab: VocabSpec, tokenizer: Any = None):
         super().__init__()
+        # A private copy: parts loaded from `pretrained` record their architecture in it (hf_config),
+        # which save_pretrained writes, while the caller's recipe stays as written.
+        config = copy.deepcopy(config)
         self.config, self.vocab, self.tokenizer = config, vocab, tokenizer
         if config.mode == "vae":
             self.encoder = encoder_class(config.encoder.kind)(config.encoder, config, vocab)
@@ -49,6 +54,7 @@ class TextVAE(nn.Module):
         else:
             self.encoder = self.head = None
         self.decoder = decoder_class(config.decoder.kind)(config.decoder, config, vocab)
+        self.apply_freeze()
 
     # ------------------------------------------------------------------ properties
 
@@ -186,3 +192,22 @@ class TextVAE(nn.Module):
                 f"{weights_path} does not match {config_path}: missing {sorted(missing)[:5]}, "
                 f"unexpected {sorted(unexpected)[:5]}. The files come from different models.")
         return model.to(device)
+
+    # ------------------------------------------------------------------ freezing
+
+    def apply_freeze(self) -> None:
+        """Fix the parts named in ``config.freeze`` (``requires_grad`` False).
+
+        ``encoder`` and ``decoder`` fix a part's body: ``body_parameters()`` where the part defines
+        it (a Transformer decoder keeps its z projection trainable), else all its parameters; the
+        Gaussian head always trains. ``embeddings`` fixes every token/position embedding table.
+        """
+        parts = {"encoder": self.encoder, "decoder": self.decoder}
+        for name in self.config.freeze:
+            if name == "embeddings":
+                params = [p for m in self.modules() if isinstance(m, nn.Embedding) for p in m.parameters()]
+            else:
+                part = parts[name]
+                params = part.body_parameters() if hasattr(part, "body_parameters") else list(part.parameters())
+            for param in params:
+                param.requires_grad_(False)

@@ -17,6 +17,7 @@ from textvae.modeling import TextVAE
 from textvae.utils.io import atomic_write
 
 STATE_NAME = "trainer_state.pt"
+TRAINING_RECIPE_NAME = "training_recipe.yaml"
 CHECKPOINTS_DIR = "checkpoints"
 PREFIX = "step-"
 
@@ -27,8 +28,10 @@ class CheckpointError(ValueError, TextVAEError):
 
 def rng_state() -> dict[str, Any]:
     """Every RNG a training step can draw from."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    # numpy's key array travels as a tensor: weights_only loading accepts no numpy objects.
     state = {"torch": torch.get_rng_state(), "python": random.getstate(),
-             "numpy": np.random.get_state()}
+             "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached]}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -37,7 +40,8 @@ def rng_state() -> dict[str, Any]:
 def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     random.setstate(_as_tuple(state["python"]))
-    np.random.set_state(_as_tuple(state["numpy"]))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
@@ -49,8 +53,10 @@ def _as_tuple(value: Any) -> Any:
     return value
 
 
-def write_model_dir(model: TextVAE, target: Path, extra: Optional[dict[str, Any]] = None) -> Path:
-    """Write a complete model directory (plus an optional trainer state) and swap it into place.
+def write_model_dir(model: TextVAE, target: Path, extra: Optional[dict[str, Any]] = None,
+                    recipe_text: Optional[str] = None) -> Path:
+    """Write a complete model directory (plus an optional trainer state and the recipe that
+    trained it) and swap it into place.
 
     Everything goes into a hidden sibling first; only a finished directory is renamed to
     ``target``, so a crash leaves the previous one intact.
@@ -60,6 +66,8 @@ def write_model_dir(model: TextVAE, target: Path, extra: Optional[dict[str, Any]
     if tmp.exists():
         shutil.rmtree(tmp)
     model.save_pretrained(tmp)
+    if recipe_text is not None:
+        atomic_write(tmp / TRAINING_RECIPE_NAME, lambda path: path.write_text(recipe_text, encoding="utf-8"))
     if extra is not None:
         atomic_write(tmp / STATE_NAME, lambda path: torch.save(extra, path))
     old = target.parent / f".{target.name}.old-{os.getpid()}"
@@ -80,9 +88,10 @@ def checkpoint_dirs(run_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name[len(PREFIX):]))
 
 
-def save_checkpoint(model: TextVAE, state: dict[str, Any], run_dir: Path, step: int, keep: int) -> Path:
+def save_checkpoint(model: TextVAE, state: dict[str, Any], run_dir: Path, step: int, keep: int,
+                    recipe_text: Optional[str] = None) -> Path:
     """Write ``checkpoints/step-NNNNNNNN`` and keep only the ``keep`` newest."""
-    path = write_model_dir(model, Path(run_dir) / CHECKPOINTS_DIR / f"{PREFIX}{step:08d}", state)
+    path = write_model_dir(model, Path(run_dir) / CHECKPOINTS_DIR / f"{PREFIX}{step:08d}", state, recipe_text)
     for old in checkpoint_dirs(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return path

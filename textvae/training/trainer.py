@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from textvae.config import ConfigError, Recipe, dump_recipe, read_yaml, recipe_from_dict
 from textvae.data import LengthBucketSampler, TextTokenizer, load_corpus, make_loader, tokenize_corpus
+from textvae.evaluation.report import write_report
 from textvae.evaluation.validation import validate
 from textvae.modeling import TextVAE, VocabSpec
 from textvae.objectives import infovae_loss, kl_beta
@@ -127,6 +128,7 @@ class Trainer:
         self.recipe, self.run_dir = recipe, Path(run_dir)
         self.resume, self.progress = resume, progress
         prepare_run_dir(self.run_dir, recipe, resume, overwrite)
+        self.recipe_text = dump_recipe(recipe)
         self._stop_signal: Optional[str] = None
 
     # ------------------------------------------------------------------ setup
@@ -153,15 +155,19 @@ class Trainer:
         self.scaler = self.precision.grad_scaler()
         self.train_loader = make_loader(self.corpus["train"], self.tokenizer, cfg.batch_size, shuffle=True,
                                         seed=cfg.seed, bucket=cfg.bucket, num_workers=cfg.num_workers)
+        # A DataLoader draws a base seed from the global RNG each time it starts a pass; a private
+        # generator keeps that draw out of the training RNG stream, so resuming mid-epoch is exact.
+        self.train_loader.generator = torch.Generator().manual_seed(cfg.seed)
         self.valid_loader = make_loader(self.corpus["validation"], self.tokenizer, cfg.batch_size,
                                         shuffle=False, seed=cfg.seed, bucket=cfg.bucket,
                                         num_workers=cfg.num_workers)
+        self.valid_loader.generator = torch.Generator().manual_seed(cfg.seed)
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         self.best_loss, self.bad_evals, self.nonfinite_total = math.inf, 0, 0
         if self.checkpoint is not None:
             self._restore(self.checkpoint)
         else:
-            atomic_write_text(self.run_dir / RECIPE_NAME, dump_recipe(r))
+            atomic_write_text(self.run_dir / RECIPE_NAME, self.recipe_text)
             atomic_write_json(self.run_dir / "data_stats.json", self.data_stats)
 
     def _optimizer(self) -> torch.optim.Optimizer:
@@ -269,7 +275,8 @@ class Trainer:
                     logger.log(self.step, "valid", metrics)
                     stop_early = self._track_best(metrics)
                 if self.step % save_every == 0 or stop_early or self._stop_signal:
-                    save_checkpoint(self.model, self._state(), self.run_dir, self.step, cfg.keep_checkpoints)
+                    save_checkpoint(self.model, self._state(), self.run_dir, self.step, cfg.keep_checkpoints,
+                                    self.recipe_text)
                 if stop_early:
                     tqdm.write(f"early stop at step {self.step}: no better validation loss in "
                                f"{cfg.patience} evaluations.")
@@ -285,7 +292,7 @@ class Trainer:
             logger.close()
             self._restore_signal_handlers(previous_handlers)
 
-        model_dir = write_model_dir(self.model, self.run_dir / MODEL_DIR)
+        model_dir = write_model_dir(self.model, self.run_dir / MODEL_DIR, recipe_text=self.recipe_text)
         if not metrics:
             metrics = self._validate()
         seconds = time.perf_counter() - start_time
@@ -294,6 +301,7 @@ class Trainer:
                    "interrupted": interrupted, "nonfinite_steps": self.nonfinite_total,
                    "valid": metrics, "data": self.data_stats}
         atomic_write_json(self.run_dir / "summary.json", summary)
+        write_report([self.run_dir])
         return TrainResult(self.run_dir, model_dir, best if best.is_dir() else None, self.step, metrics,
                            seconds, interrupted, self.nonfinite_total, self.data_stats)
 
@@ -305,7 +313,7 @@ class Trainer:
         """Keep the best model by validation loss; True when patience has run out."""
         if metrics["loss"] < self.best_loss:
             self.best_loss, self.bad_evals = metrics["loss"], 0
-            write_model_dir(self.model, self.run_dir / BEST_DIR)
+            write_model_dir(self.model, self.run_dir / BEST_DIR, recipe_text=self.recipe_text)
             return False
         self.bad_evals += 1
         patience = self.recipe.train.patience

@@ -1,0 +1,44 @@
+"""``textvae reconstruct MODEL_DIR "a sentence" … | --data FILE [--use mean|sample]``: encode, decode back."""
+
+from __future__ import annotations
+
+import argparse
+
+from textvae.commands.generate import add_decoding_arguments, add_model_arguments, decoding_options, load_model
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("reconstruct", help="encode sentences and decode them back",
+                              description="Encode each sentence to z (the posterior mean, or a sample) and "
+                                          "decode it. Prints '> input' and '< reconstruction' per sentence.")
+    add_model_arguments(p)
+    p.add_argument("texts", nargs="*", metavar="TEXT", help="sentences to reconstruct")
+    p.add_argument("--data", help="a file of sentences (text: one per line; csv/json/parquet: --text-column)")
+    p.add_argument("--text-column", default="text", help="column of --data holding the text (default: text)")
+    p.add_argument("--use", choices=["mean", "sample"], default="mean",
+                   help="decode the posterior mean μ or a sample of q(z|x) (default: mean)")
+    p.add_argument("--max-length", type=int,
+                   help="longest sentence in tokens, in (longer inputs are truncated, with a warning) and "
+                        "out (default: the model's maximum)")
+    add_decoding_arguments(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from textvae.inference.api import LatentAPIError
+    from textvae.inference.decoding import decode_config
+    from textvae.inference.features import load_texts, report_warnings
+
+    if bool(args.texts) == bool(args.data):
+        raise LatentAPIError("give the sentences to reconstruct either as arguments or with --data FILE "
+                             "(exactly one of the two).")
+    options = decoding_options(args)
+    decode_config(**options)
+    texts = args.texts or load_texts(args.data, text_column=args.text_column)[0]
+    model = load_model(args)
+    with report_warnings("reconstruct"):
+        outputs = model.reconstruct(texts, use=args.use, seed=args.seed, max_input_length=args.max_length,
+                                    batch_size=args.batch_size, **options)
+    for text, output in zip(texts, outputs):
+        print(f"> {text}\n< {output}")
+    return 0

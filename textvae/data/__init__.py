@@ -1,0 +1,44 @@
+"""Data: corpora as ``datasets.DatasetDict``, tokenizers, length-bucketed batches.
+
+    corpus = load_corpus(recipe.data, seed=recipe.train.seed)
+    tokenizer = TextTokenizer.train(recipe.tokenizer, corpus["train"]["text"])
+    corpus, stats = tokenize_corpus(corpus, tokenizer, recipe.data)
+    loader = make_loader(corpus["train"], tokenizer, batch_size=32, shuffle=True, seed=0)
+"""
+
+from textvae.data.batching import (
+    Batch,
+    Collator,
+    LengthBucketSampler,
+    TokenizedDataset,
+    make_loader,
+    tokenize_corpus,
+)
+from textvae.data.corpora import (
+    SHIPPED_CORPORA,
+    Corpus,
+    DataError,
+    ShippedCorpus,
+    corpus_report,
+    data_root,
+    label_names,
+    load_corpus,
+    read_text_lines,
+)
+from textvae.data.tokenizers import (
+    SPECIAL_TOKENS,
+    TOKENIZER_KINDS,
+    BPETokenizer,
+    PretrainedTokenizer,
+    TextTokenizer,
+    UnigramTokenizer,
+    WordTokenizer,
+)
+
+__all__ = [
+    "Batch", "Collator", "LengthBucketSampler", "TokenizedDataset", "make_loader", "tokenize_corpus",
+    "SHIPPED_CORPORA", "Corpus", "DataError", "ShippedCorpus", "corpus_report", "data_root", "label_names",
+    "load_corpus", "read_text_lines",
+    "SPECIAL_TOKENS", "TOKENIZER_KINDS", "BPETokenizer", "PretrainedTokenizer", "TextTokenizer",
+    "UnigramTokenizer", "WordTokenizer",
+]
