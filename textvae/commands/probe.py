@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Optional
 
 from textvae.commands.generate import add_model_arguments, load_model
 
@@ -36,24 +37,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from textvae.inference.features import report_warnings
-    from textvae.probe import ProbeError, load_probe_sets, parse_budgets, run_probe, subsample
+    from textvae.probe import ProbeError, load_probe_sets, parse_budgets, run_probe
 
     budgets = parse_budgets(args.labels_per_class)
     if args.seeds < 1:
         raise ProbeError(f"--seeds must be >= 1, got {args.seeds}.")
     sets = load_probe_sets(args.dataset, args.train, args.test, args.text_column, args.label_column)
-    train_idx = subsample(len(sets["train_texts"]), args.max_train)
-    test_idx = subsample(len(sets["test_texts"]), args.max_test)
-    pick = lambda values, idx: [values[i] for i in idx]  # noqa: E731
+    train = _subset(sets["train_texts"], sets["train_labels"], args.max_train)
+    test = _subset(sets["test_texts"], sets["test_labels"], args.max_test)
     model = load_model(args)
     with report_warnings("probe"):
-        result = run_probe(model, pick(sets["train_texts"], train_idx), pick(sets["train_labels"], train_idx),
-                           pick(sets["test_texts"], test_idx), pick(sets["test_labels"], test_idx),
-                           budgets, range(args.seeds), args.batch_size, args.max_length, bow=not args.no_bow,
-                           label_names=sets["label_names"], progress=not args.no_progress)
+        result = run_probe(model, *train, *test, budgets, range(args.seeds), args.batch_size, args.max_length,
+                           bow=not args.no_bow, label_names=sets["label_names"], progress=not args.no_progress)
     print(result.table())
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
         print(f"results: {args.output}", file=sys.stderr)
     return 0
+
+
+def _subset(texts: list[str], labels: list[int], limit: Optional[int]) -> tuple[list[str], list[int]]:
+    """A seeded random subset (shipped files are sorted by label, so not the first rows)."""
+    from textvae.probe import subsample
+
+    idx = subsample(len(texts), limit)
+    return [texts[i] for i in idx], [labels[i] for i in idx]

@@ -65,7 +65,7 @@ class TokenizeReport:
         if self.truncated:
             warnings.warn(f"{self.truncated} of {self.total} input text(s) are longer than {max_length} tokens "
                           f"(the longest has {self.longest}) and were truncated to {max_length}; "
-                          "pass a larger max length to keep more.", InputWarning, stacklevel=stacklevel)
+                          "pass a larger max_length (--max-length) to keep more.", InputWarning, stacklevel=stacklevel)
         if self.empty:
             warnings.warn(f"{self.empty} of {self.total} input text(s) are empty (no token); each is encoded "
                           "as the empty sentence.", InputWarning, stacklevel=stacklevel)
