@@ -208,6 +208,16 @@ def test_cli_generate(model_dir, capsys):
     assert "only apply to method 'sample'" in capsys.readouterr().err
 
 
+def test_cli_accepts_a_run_directory(model, tmp_path, capsys):
+    run = tmp_path / "run"
+    model.save_pretrained(run / "model")
+    (run / "recipe.yaml").write_text("{}\n")
+    assert main(["reconstruct", str(run), SENTENCES[2]]) == 0
+    assert capsys.readouterr().out.splitlines()[1] == f"< {SENTENCES[2]}"
+    assert main(["generate", str(tmp_path), "--num", "1"]) == 2
+    assert "neither a textvae run directory" in capsys.readouterr().err
+
+
 def test_cli_reconstruct(model_dir, tmp_path, capsys):
     assert main(["reconstruct", model_dir, SENTENCES[0], SENTENCES[1], "--decode", "beam", "--beam-size", "2"]) == 0
     assert capsys.readouterr().out.splitlines() == [f"> {SENTENCES[0]}", f"< {SENTENCES[0]}",
@@ -260,3 +270,21 @@ def test_cli_encode(model_dir, model, tmp_path, capsys):
     assert "use a .npy or .parquet file name" in capsys.readouterr().err
     assert main(["encode", model_dir, "--data", "no_such_corpus", "--output", str(tmp_path / "f.npy")]) == 2
     assert "neither a file nor a shipped corpus" in capsys.readouterr().err
+
+
+def test_transformer_model_through_the_api():
+    tokenizer = TextTokenizer.train(TokenizerConfig(kind="word", vocab_size=100), SENTENCES)
+    vocab = VocabSpec(tokenizer.vocab_size, tokenizer.pad_id, tokenizer.bos_id, tokenizer.eos_id, tokenizer.unk_id)
+    part = {"kind": "transformer", "hidden_dim": 16, "num_heads": 2, "ffn_dim": 32}
+    cfg = ModelConfig(latent_dim=4, max_positions=10, encoder=EncoderConfig(**part), decoder=DecoderConfig(**part))
+    torch.manual_seed(0)
+    model = TextVAE(cfg, vocab, tokenizer).eval()
+    assert model.generate(3, method="sample", seed=0) == model.generate(3, method="sample", seed=0)
+    assert len(model.reconstruct(SENTENCES, method="beam", beam_size=2)) == 5
+    assert model.encode(SENTENCES).shape == (5, 4)
+    with pytest.warns(InputWarning, match="truncated to 8"):  # max_positions 10 − BOS − EOS
+        model.encode([" ".join(["cat"] * 12)])
+    with pytest.raises(FeatureError, match="max_positions=10 leaves 8 tokens"):
+        model.generate(1, max_length=9)
+    with pytest.raises(FeatureError, match="max_positions=10 leaves 8 tokens"):
+        model.encode(SENTENCES, max_length=9)

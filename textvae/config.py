@@ -210,6 +210,11 @@ class ModelConfig:
     min_logvar: Optional[float] = None
     """Floor on log σ² of q(z|x). Keeps the posterior a real distribution when the per-sample KL
     weight is zero (α = 1), where nothing else stops σ → 0."""
+    init_logvar: float = 0.0
+    """Initial log σ² of q(z|x) (the bias of the posterior head). Below 0, z starts informative:
+    with no per-sentence KL (α = 1) the MMD alone never pushes an uninformative z to carry
+    information, so a run that starts with σ = 1 stays collapsed (measured: see
+    benchmarks/results/collapse_study.md)."""
     max_positions: int = 256
     """Longest sequence a Transformer part accepts (positions embedded), BOS and EOS included."""
     freeze: list[str] = field(default_factory=list)

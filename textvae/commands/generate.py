@@ -15,7 +15,7 @@ from textvae.inference.decoding import METHODS
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model_dir", metavar="MODEL_DIR", help="a model directory (the model/ or best/ folder of a run)")
+    p.add_argument("model_dir", metavar="MODEL_DIR", help="a model directory, or a run directory (its model/ is used)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1 … (default: auto)")
     p.add_argument("--batch-size", type=int, default=64, help="sentences processed at once (default: 64)")
 
@@ -45,10 +45,13 @@ def decoding_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def load_model(args: argparse.Namespace) -> Any:
+    """The model of ``MODEL_DIR`` (a model directory, or a run directory: its model/), in eval mode."""
+    from textvae.commands.common import resolve_model_dir
     from textvae.modeling import TextVAE
     from textvae.training.precision import resolve_device
 
-    return TextVAE.from_pretrained(args.model_dir, device=resolve_device(args.device)).eval()
+    model_dir, _ = resolve_model_dir(args.model_dir)
+    return TextVAE.from_pretrained(model_dir, device=resolve_device(args.device)).eval()
 
 
 # --------------------------------------------------------------------------- the command

@@ -109,11 +109,12 @@ class LatentAPIMixin:
             seed: seeds the sampler (``method=sample``); None uses torch's global RNG.
             batch_size: latents decoded at once.
         """
-        from textvae.inference.features import eval_mode
+        from textvae.inference.features import check_max_length, default_max_length, eval_mode
 
         self._require_tokenizer()
         cfg = decode_config(decoding, **options)
-        max_length = cfg.max_length or max(1, self.config.max_positions - 2)
+        max_length = cfg.max_length or default_max_length(self)
+        check_max_length(self, max_length, "decoder")
         if z is not None:
             if z.dim() != 2 or z.shape[1] != self.latent_dim:
                 raise LatentAPIError(f"z must have shape (N, {self.latent_dim}), got {tuple(z.shape)}.")

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Literal, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from textvae.errors import TextVAEError

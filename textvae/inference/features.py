@@ -104,6 +104,20 @@ def default_max_length(model: "TextVAE") -> int:
     return max(1, model.config.max_positions - 2)
 
 
+# Parts that embed positions and so cannot read or write past model.max_positions.
+POSITIONAL_KINDS = ("transformer",)
+
+
+def check_max_length(model: "TextVAE", max_length: int, part: str) -> None:
+    """Raise a clear error when a Transformer ``part`` (encoder/decoder) cannot hold ``max_length`` tokens."""
+    kind = getattr(model.config, part).kind
+    limit = default_max_length(model)
+    if kind in POSITIONAL_KINDS and max_length > limit:
+        raise FeatureError(f"max_length {max_length} is longer than the {kind} {part} can hold: "
+                           f"model.max_positions={model.config.max_positions} leaves {limit} tokens after BOS "
+                           f"and EOS. Use --max-length {limit} or less.")
+
+
 # --------------------------------------------------------------------------- encoding
 
 
@@ -161,6 +175,7 @@ def encode_texts(model: "TextVAE", texts: Sequence[str], use: Use = "mean", batc
     """Latents of raw texts (see :meth:`TextVAE.encode`). → (N, D) fp32 CPU."""
     require_encoder(model)
     max_length = max_length or default_max_length(model)
+    check_max_length(model, max_length, "encoder")
     ids, report = tokenize_texts(model.tokenizer, as_text_list(texts), max_length)
     report.warn(max_length, stacklevel=4)
     return encode_ids(model, ids, use, batch_size, generator, progress)
@@ -180,6 +195,7 @@ def encode_dataset(model: "TextVAE", dataset: "Dataset", batch_size: int = 64, u
     if text_column not in dataset.column_names:
         raise FeatureError(f"the dataset has no column {text_column!r}; its columns are {dataset.column_names}.")
     max_length = max_length or default_max_length(model)
+    check_max_length(model, max_length, "encoder")
     generator = torch.Generator(device=model.device).manual_seed(seed) if seed is not None else None
     total = TokenizeReport()
 

@@ -14,10 +14,14 @@ LOG_2PI = math.log(2.0 * math.pi)
 class GaussianHead(nn.Module):
     """Encoder features (B, F) → μ, log σ² (B, D) each."""
 
-    def __init__(self, in_dim: int, latent_dim: int, min_logvar: Optional[float] = None):
+    def __init__(self, in_dim: int, latent_dim: int, min_logvar: Optional[float] = None,
+                 init_logvar: float = 0.0):
         super().__init__()
         self.proj = nn.Linear(in_dim, 2 * latent_dim)
         self.min_logvar = min_logvar
+        if init_logvar:
+            with torch.no_grad():
+                self.proj.bias[latent_dim:].fill_(init_logvar)
 
     def forward(self, features: Tensor) -> tuple[Tensor, Tensor]:
         mu, logvar = self.proj(features).chunk(2, dim=-1)

@@ -50,7 +50,8 @@ class TextVAE(LatentAPIMixin, nn.Module):
         self.config, self.vocab, self.tokenizer = config, vocab, tokenizer
         if config.mode == "vae":
             self.encoder = encoder_class(config.encoder.kind)(config.encoder, config, vocab)
-            self.head = GaussianHead(self.encoder.output_dim, config.latent_dim, config.min_logvar)
+            self.head = GaussianHead(self.encoder.output_dim, config.latent_dim, config.min_logvar,
+                                     config.init_logvar)
         else:
             self.encoder = self.head = None
         self.decoder = decoder_class(config.decoder.kind)(config.decoder, config, vocab)

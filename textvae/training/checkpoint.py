@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from textvae.errors import TextVAEError
 
+import hashlib
 import os
 import random
+import re
 import shutil
 from pathlib import Path
 from typing import Any, Optional
@@ -14,12 +16,20 @@ import numpy as np
 import torch
 
 from textvae.modeling import TextVAE
-from textvae.utils.io import atomic_write
+from textvae.modeling.vae import WEIGHTS_NAME
+from textvae.utils.io import atomic_write, fsync_dir, os_error_of
 
 STATE_NAME = "trainer_state.pt"
 TRAINING_RECIPE_NAME = "training_recipe.yaml"
 CHECKPOINTS_DIR = "checkpoints"
 PREFIX = "step-"
+DAMAGED_PREFIX = "damaged-"
+"""A checkpoint that --resume could not read is renamed ``damaged-step-N``: kept, but out of the way."""
+_STEP_NAME = re.compile(rf"^{PREFIX}(\d+)$")
+# What a crash can leave behind: write_model_dir's ".NAME.tmp-PID" / ".NAME.old-PID" folders and
+# atomic_write's ".NAME.XXXXXXXX.tmp" files.
+_LEFTOVER_DIR = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-\d+$")
+_LEFTOVER_FILE = re.compile(r"^\..+\.tmp$")
 
 
 class CheckpointError(ValueError, TextVAEError):
@@ -59,24 +69,80 @@ def write_model_dir(model: TextVAE, target: Path, extra: Optional[dict[str, Any]
     trained it) and swap it into place.
 
     Everything goes into a hidden sibling first; only a finished directory is renamed to
-    ``target``, so a crash leaves the previous one intact.
+    ``target``, so a crash leaves the previous one intact. The trainer state records the
+    SHA-256 of the weights, so that --resume notices weights changed after they were written.
+
+    Raises:
+        OSError: a write failed (full disk, no permission); ``target`` keeps its previous content
+            and no temporary folder is left behind.
     """
     target = Path(target)
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    model.save_pretrained(tmp)
-    if recipe_text is not None:
-        atomic_write(tmp / TRAINING_RECIPE_NAME, lambda path: path.write_text(recipe_text, encoding="utf-8"))
-    if extra is not None:
-        atomic_write(tmp / STATE_NAME, lambda path: torch.save(extra, path))
     old = target.parent / f".{target.name}.old-{os.getpid()}"
-    if target.exists():
-        os.replace(target, old)
-    os.replace(tmp, target)
-    if old.exists():
-        shutil.rmtree(old)
+    for leftover in (tmp, old):
+        if leftover.exists():
+            shutil.rmtree(leftover)
+    try:
+        model.save_pretrained(tmp)
+        if recipe_text is not None:
+            atomic_write(tmp / TRAINING_RECIPE_NAME, lambda path: path.write_text(recipe_text, encoding="utf-8"))
+        if extra is not None:
+            extra = {**extra, "files": {WEIGHTS_NAME: file_sha256(tmp / WEIGHTS_NAME)}}
+            atomic_write(tmp / STATE_NAME, lambda path: _torch_save(extra, path))
+        if target.exists():
+            os.replace(target, old)
+        os.replace(tmp, target)
+    except BaseException as err:
+        if old.exists() and not target.exists():  # interrupted between the two renames
+            os.replace(old, target)
+        shutil.rmtree(tmp, ignore_errors=True)
+        cause = os_error_of(err)
+        if cause is not None and cause is not err:
+            raise OSError(cause.errno, cause.strerror, str(target)) from err
+        raise
+    fsync_dir(target.parent)
+    shutil.rmtree(old, ignore_errors=True)
     return target
+
+
+def _torch_save(obj: Any, path: Path) -> None:
+    # Through a Python file object, so that a full disk surfaces as an OSError (torch.save on a
+    # path reports it as an opaque RuntimeError from its C++ writer).
+    with open(path, "wb") as fh:
+        torch.save(obj, fh)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def clean_leftovers(run_dir: Path) -> list[Path]:
+    """Remove what an interrupted write left in a run directory; return what was removed.
+
+    A crash between write_model_dir's two renames leaves ``target`` missing and its previous
+    version in ``.target.old-PID``: that one is put back rather than removed.
+    """
+    removed = []
+    for root in (Path(run_dir), Path(run_dir) / CHECKPOINTS_DIR):
+        if not root.is_dir():
+            continue
+        for path in sorted(root.iterdir()):
+            match = _LEFTOVER_DIR.match(path.name)
+            if match and path.is_dir():
+                original = root / match["name"]
+                if match["kind"] == "old" and not original.exists():
+                    os.replace(path, original)
+                    continue
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+            elif _LEFTOVER_FILE.match(path.name) and path.is_file():
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed
 
 
 def checkpoint_dirs(run_dir: Path) -> list[Path]:
@@ -84,7 +150,7 @@ def checkpoint_dirs(run_dir: Path) -> list[Path]:
     root = Path(run_dir) / CHECKPOINTS_DIR
     if not root.is_dir():
         return []
-    found = [p for p in root.iterdir() if p.is_dir() and p.name.startswith(PREFIX) and (p / STATE_NAME).is_file()]
+    found = [p for p in root.iterdir() if _STEP_NAME.match(p.name) and p.is_dir() and (p / STATE_NAME).is_file()]
     return sorted(found, key=lambda p: int(p.name[len(PREFIX):]))
 
 
@@ -106,3 +172,38 @@ def load_trainer_state(checkpoint: Path) -> dict[str, Any]:
         raise CheckpointError(
             f"{path} cannot be read ({type(err).__name__}: {err}). The checkpoint is damaged; delete "
             f"{checkpoint} so that --resume takes the one before it.") from err
+
+
+def load_checkpoint(checkpoint: Path, device: str | torch.device = "cpu") -> tuple[dict[str, Any], TextVAE]:
+    """Read and check a whole checkpoint: trainer state, weights (against their recorded
+    SHA-256), config and tokenizer.
+
+    Raises:
+        CheckpointError: any part is missing, unreadable or altered; the message says which.
+    """
+    checkpoint = Path(checkpoint)
+    state = load_trainer_state(checkpoint)
+    expected = state.get("files", {}).get(WEIGHTS_NAME) if isinstance(state, dict) else None
+    weights = checkpoint / WEIGHTS_NAME
+    if expected is not None and weights.is_file() and file_sha256(weights) != expected:
+        raise CheckpointError(f"{weights} is not the file that was saved (its SHA-256 differs from the one "
+                              f"recorded in {STATE_NAME}): it was truncated or altered afterwards.")
+    try:
+        model = TextVAE.from_pretrained(checkpoint, device=device)
+    except TextVAEError as err:
+        raise CheckpointError(str(err)) from err
+    if model.tokenizer is None:
+        raise CheckpointError(f"{checkpoint} has no tokenizer/ folder; a checkpoint needs the exact tokenizer "
+                              "its run started with.")
+    return state, model
+
+
+def set_aside(checkpoint: Path) -> Path:
+    """Rename a damaged checkpoint ``step-N`` to ``damaged-step-N`` (kept for inspection, never
+    resumed from or pruned) and return the new path."""
+    checkpoint = Path(checkpoint)
+    target = checkpoint.with_name(DAMAGED_PREFIX + checkpoint.name)
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(checkpoint, target)
+    return target

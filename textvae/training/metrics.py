@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 from typing import Any, Optional
 
+from textvae.utils.io import atomic_write_text
+
 METRICS_NAME = "metrics.jsonl"
 
 
@@ -20,9 +22,10 @@ class MetricsLogger:
     def __init__(self, run_dir: str | Path, tensorboard: bool = True, purge_step: Optional[int] = None):
         self.path = Path(run_dir) / METRICS_NAME
         if purge_step is not None and self.path.is_file():
-            kept = [line for line in self.path.read_text(encoding="utf-8").splitlines()
-                    if line.strip() and _step_of(line) <= purge_step]
-            self.path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+            # A run killed mid-write can leave a partial last line: it has no step and goes too.
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+            kept = [line for line in lines if (step := _step_of(line)) is not None and step <= purge_step]
+            atomic_write_text(self.path, "".join(line + "\n" for line in kept))
         self.file = open(self.path, "a", encoding="utf-8")
         self.writer = None
         if tensorboard:
@@ -45,11 +48,12 @@ class MetricsLogger:
             self.writer.close()
 
 
-def _step_of(line: str) -> int:
+def _step_of(line: str) -> Optional[int]:
+    """The step of a metrics row, or None for a line that is not a whole row."""
     try:
-        return int(json.loads(line).get("step", 0))
-    except (json.JSONDecodeError, TypeError, ValueError, AttributeError):
-        return 0
+        return int(json.loads(line)["step"])
+    except (json.JSONDecodeError, TypeError, ValueError, KeyError):
+        return None
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
@@ -57,4 +61,7 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     path = Path(run_dir) / METRICS_NAME
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if lines and _step_of(lines[-1]) is None:
+        lines.pop()  # a run killed while writing its last row
+    return [json.loads(line) for line in lines]

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from textvae.errors import TextVAEError
 
+import errno
 import json
 import math
+import os
 import random
 import shutil
 import signal
+import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -28,12 +32,13 @@ from textvae.evaluation.report import write_report
 from textvae.evaluation.validation import validate
 from textvae.modeling import TextVAE, VocabSpec
 from textvae.objectives import infovae_loss, kl_beta
-from textvae.training.checkpoint import (CHECKPOINTS_DIR, checkpoint_dirs, load_trainer_state, rng_state,
-                                         save_checkpoint, set_rng_state, write_model_dir)
+from textvae.training.checkpoint import (CHECKPOINTS_DIR, CheckpointError, checkpoint_dirs, clean_leftovers,
+                                         load_checkpoint, rng_state, save_checkpoint, set_aside, set_rng_state,
+                                         write_model_dir)
 from textvae.training.metrics import MetricsLogger
 from textvae.training.precision import resolve_device, resolve_precision
 from textvae.training.schedules import lr_multiplier
-from textvae.utils.io import atomic_write_json, atomic_write_text
+from textvae.utils.io import DISK_FULL, atomic_write_json, atomic_write_text
 
 RECIPE_NAME = "recipe.yaml"
 MODEL_DIR = "model"
@@ -75,6 +80,8 @@ def prepare_run_dir(run_dir: Path, recipe: Recipe, resume: bool, overwrite: bool
     """Refuse to mix two runs in one directory unless told to resume or overwrite."""
     if resume and overwrite:
         raise RunDirError("--resume and --overwrite contradict each other; pass one of them.")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunDirError(f"--output {run_dir} is a file, not a directory; choose another --output.")
     recipe_path = run_dir / RECIPE_NAME
     if resume:
         if not recipe_path.is_file() or not checkpoint_dirs(run_dir):
@@ -88,6 +95,7 @@ def prepare_run_dir(run_dir: Path, recipe: Recipe, resume: bool, overwrite: bool
                 f"--resume: the recipe differs from the one {run_dir} was trained with in "
                 f"{', '.join(blocking)}; resuming would mix two experiments. Use the same recipe "
                 "(only train.max_steps, patience and logging intervals may change) or a new --output.")
+        _check_writable(run_dir)
         return
     if run_dir.exists() and any(run_dir.iterdir()):
         if not overwrite:
@@ -97,8 +105,41 @@ def prepare_run_dir(run_dir: Path, recipe: Recipe, resume: bool, overwrite: bool
         if not (recipe_path.is_file() or (run_dir / CHECKPOINTS_DIR).is_dir()):
             raise RunDirError(f"--overwrite: {run_dir} is not empty and does not look like a textvae run "
                               "(no recipe.yaml); refusing to delete it. Choose another --output.")
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            shutil.rmtree(run_dir)
+        except OSError as err:
+            raise RunDirError(f"--overwrite: could not delete the previous run in {run_dir} "
+                              f"({err.strerror or err}: {err.filename}). Fix its permissions or choose "
+                              "another --output.") from err
+    _check_writable(run_dir)
+
+
+def _check_writable(run_dir: Path) -> None:
+    """Create ``run_dir`` and a file in it now, rather than fail at the first checkpoint."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test-", suffix=".tmp", dir=run_dir)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise RunDirError(f"cannot write to the output directory {run_dir} ({err.strerror or err}"
+                          f"{': ' + str(err.filename) if err.filename and Path(err.filename) != run_dir else ''}). "
+                          "Choose another --output, or make that directory writable.") from err
+
+
+def _size(n_bytes: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n_bytes < 1024 or unit == "GiB":
+            return f"{n_bytes:.0f} {unit}" if unit == "B" else f"{n_bytes:.1f} {unit}"
+        n_bytes /= 1024
+    return f"{n_bytes:.1f} TiB"  # pragma: no cover
+
+
+def _disk_usage(path: Path) -> int:
+    """Bytes used by the files under ``path`` (0 when it does not exist)."""
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else 0
 
 
 def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:
@@ -138,11 +179,13 @@ class Trainer:
         seed_everything(cfg.seed)
         self.device = resolve_device(cfg.device)
         self.precision = resolve_precision(cfg.precision, self.device)
-        self.checkpoint = checkpoint_dirs(self.run_dir)[-1] if self.resume else None
+        for path in clean_leftovers(self.run_dir):
+            tqdm.write(f"removed {path}, left over by an interrupted write.")
+        self.checkpoint, restored = self._find_checkpoint() if self.resume else (None, None)
 
         corpus = load_corpus(r.data, seed=cfg.seed)
-        if self.checkpoint is not None:  # the exact tokenizer the run started with
-            self.tokenizer = TextTokenizer.load(self.checkpoint / "tokenizer")
+        if restored is not None:  # the exact tokenizer the run started with
+            self.tokenizer = restored[1].tokenizer
         else:
             self.tokenizer = TextTokenizer.train(r.tokenizer, corpus["train"]["text"])
         self.corpus, self.data_stats = tokenize_corpus(corpus, self.tokenizer, r.data)
@@ -151,6 +194,7 @@ class Trainer:
 
         self.model = TextVAE(r.model, vocab, self.tokenizer).to(self.device)
         self.optimizer = self._optimizer()
+        self._check_free_space()
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_multiplier(cfg))
         self.scaler = self.precision.grad_scaler()
         self.train_loader = make_loader(self.corpus["train"], self.tokenizer, cfg.batch_size, shuffle=True,
@@ -164,11 +208,54 @@ class Trainer:
         self.valid_loader.generator = torch.Generator().manual_seed(cfg.seed)
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         self.best_loss, self.bad_evals, self.nonfinite_total = math.inf, 0, 0
-        if self.checkpoint is not None:
-            self._restore(self.checkpoint)
+        if restored is not None:
+            self._restore(*restored)
         else:
-            atomic_write_text(self.run_dir / RECIPE_NAME, self.recipe_text)
-            atomic_write_json(self.run_dir / "data_stats.json", self.data_stats)
+            with self._writing(self.run_dir / RECIPE_NAME):
+                atomic_write_text(self.run_dir / RECIPE_NAME, self.recipe_text)
+                atomic_write_json(self.run_dir / "data_stats.json", self.data_stats)
+
+    def _find_checkpoint(self) -> tuple[Path, tuple[dict[str, Any], TextVAE]]:
+        """The newest checkpoint that reads back whole, and its (trainer state, model).
+
+        A damaged checkpoint (truncated or altered weights, unreadable trainer state) is renamed
+        ``damaged-step-N`` with a warning and the one before it is tried: resuming from an older
+        checkpoint costs some steps, stopping costs the whole run.
+        """
+        problems = []
+        for checkpoint in reversed(checkpoint_dirs(self.run_dir)):
+            try:
+                return checkpoint, load_checkpoint(checkpoint, device=self.device)
+            except Exception as err:  # noqa: BLE001 - any failure to read it makes it unusable
+                moved = set_aside(checkpoint)
+                problems.append(f"{checkpoint.name}: {err}")
+                tqdm.write(f"warning: --resume: {checkpoint} is damaged and was moved to {moved} "
+                           f"({type(err).__name__}: {err}). Trying the checkpoint before it.")
+        raise CheckpointError(
+            f"--resume: no checkpoint in {self.run_dir / CHECKPOINTS_DIR} can be read; each was moved to "
+            f"damaged-step-*: {'; '.join(problems)}. Start the run again with --overwrite.")
+
+    def _check_free_space(self) -> None:
+        """Stop before training when the disk clearly cannot hold the checkpoints this run writes.
+
+        Rough size: weights W (float32 on disk), optimizer state (AdamW: 2·W of the trainable ones),
+        ``keep_checkpoints`` checkpoints plus the one being written, and model/ + best/ (+ a copy
+        of best/ being replaced). What the run directory already holds is written over.
+        """
+        cfg = self.recipe.train
+        weights = sum(t.numel() * 4 for t in self.model.state_dict().values())
+        trainable = sum(p.numel() * 4 for p in self.model.parameters() if p.requires_grad)
+        moments = 2 if cfg.optimizer == "adamw" else (1 if cfg.momentum else 0)
+        checkpoint = weights + moments * trainable
+        needed = (cfg.keep_checkpoints + 1) * checkpoint + 3 * weights
+        needed -= sum(_disk_usage(self.run_dir / name) for name in (CHECKPOINTS_DIR, MODEL_DIR, BEST_DIR))
+        free = shutil.disk_usage(self.run_dir).free
+        if free < needed:
+            raise RunDirError(
+                f"the disk holding {self.run_dir} has {_size(free)} free, but this run needs about "
+                f"{_size(needed)} more: {cfg.keep_checkpoints} checkpoint(s) of {_size(checkpoint)} "
+                f"(train.keep_checkpoints), one being written, and model/ and best/. Free some space, lower "
+                "train.keep_checkpoints, or choose an --output on another disk.")
 
     def _optimizer(self) -> torch.optim.Optimizer:
         cfg = self.recipe.train
@@ -184,9 +271,7 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "scaler": self.scaler.state_dict(), "rng": rng_state()}
 
-    def _restore(self, checkpoint: Path) -> None:
-        state = load_trainer_state(checkpoint)
-        restored = TextVAE.from_pretrained(checkpoint, device=self.device)
+    def _restore(self, state: dict[str, Any], restored: TextVAE) -> None:
         self.model.load_state_dict(restored.state_dict())
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -210,11 +295,21 @@ class Trainer:
     # ------------------------------------------------------------------ loop
 
     def fit(self) -> TrainResult:
-        """Run setup (if not done) and train to ``train.max_steps`` or early stop."""
+        """Run setup (if not done) and train to ``train.max_steps`` or early stop.
+
+        SIGINT (Ctrl-C) or SIGTERM ends the current step, saves a checkpoint, writes model/ and
+        returns normally with ``interrupted=True`` (``textvae train`` exits 0 and says how to
+        resume); a second signal stops at once (KeyboardInterrupt) and keeps the last checkpoint.
+
+        Raises:
+            TrainingError: ``train.max_nonfinite`` steps in a row had a non-finite loss or
+                gradient, or a write failed (full disk); the newest checkpoint is left intact.
+        """
         if not hasattr(self, "model"):
             self.setup()
         r, cfg = self.recipe, self.recipe.train
-        logger = MetricsLogger(self.run_dir, tensorboard=cfg.tensorboard, purge_step=self.step or None)
+        with self._writing(self.run_dir / "metrics.jsonl"):
+            logger = MetricsLogger(self.run_dir, tensorboard=cfg.tensorboard, purge_step=self.step or None)
         save_every = cfg.save_every or cfg.eval_every
         start_time, start_step = time.perf_counter(), self.step
         bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not self.progress, desc="train",
@@ -266,17 +361,20 @@ class Trainer:
                     row = window.flush(elapsed=time.perf_counter() - start_time)
                     row.update(lr=self.scheduler.get_last_lr()[0], kl_beta=beta,
                                grad_norm=float(grad_norm), nonfinite_total=self.nonfinite_total)
-                    logger.log(self.step, "train", row)
+                    with self._writing(logger.path):
+                        logger.log(self.step, "train", row)
                     bar.set_postfix(loss=f"{row.get('loss', math.nan):.2f}", rec=f"{row.get('rec', math.nan):.2f}",
                                     kl=f"{row.get('kl', math.nan):.2f}", mmd=f"{row.get('mmd', math.nan):.4f}")
                 stop_early = False
                 if self.step % cfg.eval_every == 0 or self.step == cfg.max_steps:
                     metrics = self._validate()
-                    logger.log(self.step, "valid", metrics)
+                    with self._writing(logger.path):
+                        logger.log(self.step, "valid", metrics)
                     stop_early = self._track_best(metrics)
                 if self.step % save_every == 0 or stop_early or self._stop_signal:
-                    save_checkpoint(self.model, self._state(), self.run_dir, self.step, cfg.keep_checkpoints,
-                                    self.recipe_text)
+                    with self._writing(self.run_dir / CHECKPOINTS_DIR):
+                        save_checkpoint(self.model, self._state(), self.run_dir, self.step, cfg.keep_checkpoints,
+                                        self.recipe_text)
                 if stop_early:
                     tqdm.write(f"early stop at step {self.step}: no better validation loss in "
                                f"{cfg.patience} evaluations.")
@@ -292,7 +390,8 @@ class Trainer:
             logger.close()
             self._restore_signal_handlers(previous_handlers)
 
-        model_dir = write_model_dir(self.model, self.run_dir / MODEL_DIR, recipe_text=self.recipe_text)
+        with self._writing(self.run_dir / MODEL_DIR):
+            model_dir = write_model_dir(self.model, self.run_dir / MODEL_DIR, recipe_text=self.recipe_text)
         if not metrics:
             metrics = self._validate()
         seconds = time.perf_counter() - start_time
@@ -300,8 +399,9 @@ class Trainer:
         summary = {"step": self.step, "seconds": seconds, "steps_this_session": self.step - start_step,
                    "interrupted": interrupted, "nonfinite_steps": self.nonfinite_total,
                    "valid": metrics, "data": self.data_stats}
-        atomic_write_json(self.run_dir / "summary.json", summary)
-        write_report([self.run_dir])
+        with self._writing(self.run_dir / "summary.json"):
+            atomic_write_json(self.run_dir / "summary.json", summary)
+            write_report([self.run_dir])
         return TrainResult(self.run_dir, model_dir, best if best.is_dir() else None, self.step, metrics,
                            seconds, interrupted, self.nonfinite_total, self.data_stats)
 
@@ -313,11 +413,40 @@ class Trainer:
         """Keep the best model by validation loss; True when patience has run out."""
         if metrics["loss"] < self.best_loss:
             self.best_loss, self.bad_evals = metrics["loss"], 0
-            write_model_dir(self.model, self.run_dir / BEST_DIR, recipe_text=self.recipe_text)
+            with self._writing(self.run_dir / BEST_DIR):
+                write_model_dir(self.model, self.run_dir / BEST_DIR, recipe_text=self.recipe_text)
             return False
         self.bad_evals += 1
         patience = self.recipe.train.patience
         return patience is not None and self.bad_evals >= patience
+
+    @contextmanager
+    def _writing(self, target: Path) -> Iterator[None]:
+        """Turn a failed write of ``target`` (full disk, no permission) into a TrainingError that
+        says what was kept and how to go on."""
+        try:
+            yield
+        except OSError as err:
+            raise TrainingError(self._write_failed(target, err)) from err
+
+    def _write_failed(self, target: Path, err: OSError) -> str:
+        last = checkpoint_dirs(self.run_dir)
+        if err.errno in DISK_FULL:
+            why = f"the disk is full ({err.strerror})"
+            fix = "Free some space (or lower train.keep_checkpoints, or move the run to a bigger disk)"
+        else:
+            why = f"{err.strerror or err}" + (f": {err.filename}" if err.filename else "")
+            fix = "Fix that"
+        if last:
+            kept = f"The newest complete checkpoint is {last[-1]}."
+            then = (f"then resume with: textvae train {self.run_dir / RECIPE_NAME} --output {self.run_dir} "
+                    "--resume")
+        else:
+            kept = "No checkpoint had been written yet."
+            then = "then start again with --overwrite"
+        step = getattr(self, "step", 0)
+        return (f"could not write {target} at step {step}: {why}. Nothing half-written was left in "
+                f"its place. {kept} {fix}, {then}.")
 
     def _nonfinite_message(self, count: int) -> str:
         last = checkpoint_dirs(self.run_dir)
@@ -331,6 +460,9 @@ class Trainer:
 
     def _install_signal_handlers(self) -> dict[int, Any]:
         def handler(signum: int, frame: Any) -> None:
+            # No printing here: a handler can run in the middle of another write to stdout.
+            if self._stop_signal:  # a second signal: the user does not want to wait for the step
+                raise KeyboardInterrupt
             self._stop_signal = signal.Signals(signum).name
 
         previous = {}

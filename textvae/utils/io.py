@@ -2,17 +2,66 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+"""errno values that mean "no space left": a full disk or an exhausted quota."""
+
+# Libraries written in Rust (safetensors, tokenizers) report I/O failures as their own exception
+# type with the OS error in the text: "... I/O error: No space left on device (os error 28)".
+_RUST_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+
+
+def os_error_of(err: BaseException) -> Optional[OSError]:
+    """The operating-system error behind ``err``, if there is one.
+
+    ``torch.save`` to a file object raises a ``RuntimeError`` whose ``__context__`` is the
+    ``OSError``; safetensors raises a ``SafetensorError`` that only names the errno in its text.
+    Both become a plain ``OSError`` here, so that callers can tell a full disk from a bug.
+    """
+    seen: set[int] = set()
+    current: Optional[BaseException] = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError):
+            return current
+        match = _RUST_OS_ERROR.search(str(current))
+        if match:
+            code = int(match.group(1))
+            return OSError(code, os.strerror(code))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def fsync_dir(directory: str | Path) -> None:
+    """Flush a directory entry (a rename) to disk, where the platform allows it."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # e.g. Windows cannot open directories
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
     """Call ``write(tmp_path)`` on a temporary file beside ``path``, fsync it and rename it into place.
 
-    The rename is atomic on POSIX, so readers never see a half-written file.
+    The rename is atomic on POSIX, so readers never see a half-written file; on any failure the
+    temporary file is removed and ``path`` keeps its previous content.
+
+    Raises:
+        OSError: the write failed for a reason of the operating system (a full disk, no
+            permission), also when the library that wrote reported it as another type.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -24,9 +73,13 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp_path, path)
-    except BaseException:
+    except BaseException as err:
         tmp_path.unlink(missing_ok=True)
+        cause = os_error_of(err)
+        if cause is not None and cause is not err:
+            raise OSError(cause.errno, cause.strerror, str(path)) from err
         raise
+    fsync_dir(path.parent)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
