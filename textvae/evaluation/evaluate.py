@@ -47,7 +47,9 @@ def evaluate_model(model: TextVAE, batches: Iterable[Any], iw_samples: int = 500
     """
     if iw_samples < 1:
         raise EvaluationError(f"--iw-samples must be >= 1 (500 is the published protocol), got {iw_samples}.")
-    from textvae.inference.decoding import greedy_decode, sample_decode
+    from textvae.inference.decoding import DecodeConfig, decode
+
+    greedy, ancestral = DecodeConfig(method="greedy"), DecodeConfig(method="sample")
 
     device = model.device
     model.eval()
@@ -84,7 +86,7 @@ def evaluate_model(model: TextVAE, batches: Iterable[Any], iw_samples: int = 500
             sums["mi"] += mutual_information(mu, logvar, z).item() * b
         mus.append(mu.float().cpu()), logvars.append(logvar.float().cpu()), zs.append(z.float().cpu())
         if tok is not None:
-            hyps += [_words(tok, s) for s in greedy_decode(model, mu, max_length=max_decode_length)]
+            hyps += [_words(tok, s) for s in decode(model.decoder, mu, b, model.vocab, greedy, max_decode_length)]
             refs += [_words(tok, row[1:int(n) - 1].tolist()) for row, n in zip(ids.cpu(), lengths.cpu())]
     if n_sent == 0:
         raise EvaluationError("the evaluation split is empty: no sentence to evaluate. Check the split name, "
@@ -110,8 +112,8 @@ def evaluate_model(model: TextVAE, batches: Iterable[Any], iw_samples: int = 500
             result["exact_match"] = exact_match(hyps, refs)
         if tok is not None and num_prior_samples > 0:
             prior_z = torch.randn(num_prior_samples, model.latent_dim, device=device, generator=gen)
-            samples = [_words(tok, s) for s in sample_decode(model, prior_z, max_length=max_decode_length,
-                                                             generator=gen)]
+            samples = [_words(tok, s) for s in decode(model.decoder, prior_z, num_prior_samples, model.vocab,
+                                                      ancestral, max_decode_length, gen)]
             result["distinct_1"] = distinct_n(samples, 1)
             result["distinct_2"] = distinct_n(samples, 2)
             result["self_bleu"] = self_bleu(samples)
@@ -119,8 +121,8 @@ def evaluate_model(model: TextVAE, batches: Iterable[Any], iw_samples: int = 500
     else:
         result.update({"kl": 0.0, "mi": 0.0, "mi_full": 0.0, "au": 0, "mmd": 0.0})
         if tok is not None and num_prior_samples > 0:
-            samples = [_words(tok, s) for s in sample_decode(
-                model, None, max_length=max_decode_length, generator=gen, batch_size=num_prior_samples)]
+            samples = [_words(tok, s) for s in decode(model.decoder, None, num_prior_samples, model.vocab,
+                                                      ancestral, max_decode_length, gen)]
             result["distinct_1"] = distinct_n(samples, 1)
             result["distinct_2"] = distinct_n(samples, 2)
             result["self_bleu"] = self_bleu(samples)

@@ -19,37 +19,35 @@ def log_q_z_given_each_x(z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
 
 
 def mutual_information(mu: Tensor, logvar: Tensor, z: Tensor) -> Tensor:
-    """Minibatch estimate of I_q(x; z) (Hoffman & Johnson 2016; He et al. 2019's code).
+    """Minibatch estimate of I_q(x; z) (Hoffman & Johnson 2016; He et al. 2019).
 
-    I = E_x E_q(z|x)[log q(z|x)] − E_q(z)[log q(z)], with log q(z_i) the log-mean-exp over the
-    batch's posteriors. Bounded above by log N; noisy, and can be slightly negative.
+    I = E_x E_q(z|x)[log q(z|x)] − E_q(z)[log q(z)], with log q(z_i) the log-mean-exp of
+    log q(z_i|x_j) over the batch's posteriors. He et al.'s code takes the first term in closed
+    form; here it is read off the same samples z_i. Both have the same expectation, but this one
+    is exactly 0 when every posterior is the same and never exceeds log N (the own term of the
+    log-mean-exp bounds each summand), so its noise cannot leave [·, log N].
 
     Args:
         mu, logvar: (N, D) posteriors of N sentences; z: (N, D) one sample from each.
     Returns:
         () tensor, nats.
     """
-    mu, logvar = mu.float(), logvar.float()
-    n, d = mu.shape
-    neg_entropy = (-0.5 * d * LOG_2PI - 0.5 * (1.0 + logvar).sum(-1)).mean()
-    log_qz = torch.logsumexp(log_q_z_given_each_x(z, mu, logvar), dim=1) - math.log(n)
-    return neg_entropy - log_qz.mean()
+    return mutual_information_full(mu, logvar, z, chunk=z.shape[0])
 
 
 def mutual_information_full(mu: Tensor, logvar: Tensor, z: Tensor, chunk: int = 512) -> Tensor:
-    """I_q(x; z) with the aggregate posterior taken over the whole split (not the minibatch).
+    """I_q(x; z) with the aggregate posterior taken over all N posteriors given (a whole split).
 
-    Same formula as :func:`mutual_information`, with log q(z_i) averaged over all N posteriors;
-    computed in chunks of z so memory stays O(chunk · N · D).
+    Same estimator as :func:`mutual_information`; computed in chunks of z so memory stays
+    O(chunk · N · D).
     """
-    mu, logvar = mu.float(), logvar.float()
-    n, d = mu.shape
-    neg_entropy = (-0.5 * d * LOG_2PI - 0.5 * (1.0 + logvar).sum(-1)).mean()
+    n = mu.shape[0]
     total = torch.zeros((), dtype=torch.float32, device=mu.device)
     for start in range(0, n, chunk):
-        block = log_q_z_given_each_x(z[start:start + chunk], mu, logvar)
-        total = total + (torch.logsumexp(block, dim=1) - math.log(n)).sum()
-    return neg_entropy - total / n
+        block = log_q_z_given_each_x(z[start:start + chunk], mu, logvar)  # (c, N)
+        own = block.diagonal(offset=start)  # log q(z_i | x_i)
+        total = total + (own - torch.logsumexp(block, dim=1) + math.log(n)).sum()
+    return total / n
 
 
 def active_units(mu: Tensor, threshold: float = 0.01) -> int:

@@ -26,7 +26,9 @@ def iw_log_likelihood(model: TextVAE, ids: Tensor, lengths: Tensor, num_samples:
         chunk_rows: rows per decoder pass (memory ∝ chunk_rows · T · vocab).
     Returns:
         ``iw_ll`` (B,) the bound, ``elbo`` (B,) the single-sample-average ELBO over the same
-        samples (E_q[log p(x|z)] − KL, with KL in closed form), ``rec`` (B,) mean −log p(x|z).
+        samples (E_q[log p(x|z)] − KL, with KL in closed form), ``elbo_mc`` (B,) the mean of the
+        log weights (the Monte-Carlo ELBO of the same samples: ``iw_ll`` ≥ ``elbo_mc`` exactly,
+        by Jensen), ``rec`` (B,) mean −log p(x|z).
     """
     if num_samples < 1:
         raise ValueError(f"the number of importance samples must be >= 1, got {num_samples}.")
@@ -47,4 +49,4 @@ def iw_log_likelihood(model: TextVAE, ids: Tensor, lengths: Tensor, num_samples:
     iw_ll = torch.logsumexp(log_w_all.float(), dim=0) - math.log(num_samples)
     kl = 0.5 * (mu.float().pow(2) + logvar.float().exp() - 1.0 - logvar.float()).sum(-1)
     rec = -log_px_z_all.mean(0)
-    return {"iw_ll": iw_ll, "elbo": -rec - kl, "rec": rec}
+    return {"iw_ll": iw_ll, "elbo": -rec - kl, "elbo_mc": log_w_all.float().mean(0), "rec": rec}

@@ -27,8 +27,8 @@ import torch
 from tqdm.auto import tqdm
 
 from textvae.config import ConfigError, Recipe, dump_recipe, read_yaml, recipe_from_dict
-from textvae.data import LengthBucketSampler, TextTokenizer, load_corpus, make_loader, tokenize_corpus
-from textvae.evaluation.report import write_report
+from textvae.data import (LengthBucketSampler, TextTokenizer, corpus_report, load_corpus, make_loader,
+                          tokenize_corpus)
 from textvae.evaluation.validation import validate
 from textvae.modeling import TextVAE, VocabSpec
 from textvae.objectives import infovae_loss, kl_beta
@@ -189,6 +189,12 @@ class Trainer:
         else:
             self.tokenizer = TextTokenizer.train(r.tokenizer, corpus["train"]["text"])
         self.corpus, self.data_stats = tokenize_corpus(corpus, self.tokenizer, r.data)
+        # What loading and tokenization dropped (blank lines, label-only lines, too long), said
+        # once on the console and kept in data_stats.json.
+        tqdm.write(corpus_report(corpus, self.data_stats))
+        for split, dropped in corpus.dropped.items():
+            if split in self.data_stats:
+                self.data_stats[split]["dropped_on_load"] = dict(dropped)
         vocab = VocabSpec(self.tokenizer.vocab_size, self.tokenizer.pad_id, self.tokenizer.bos_id,
                           self.tokenizer.eos_id, self.tokenizer.unk_id)
 
@@ -346,7 +352,7 @@ class Trainer:
                 if not finite:
                     nonfinite_run += 1
                     self.nonfinite_total += 1
-                    tqdm.write(f"warning: step {self.step}: non-finite loss or gradient "
+                    tqdm.write(f"warning: step {self.step + 1}: non-finite loss or gradient "
                                f"(loss {loss_sum.item():.4g}, grad norm {grad_norm.item():.4g}); step skipped.")
                     if nonfinite_run >= cfg.max_nonfinite and not self.precision.use_scaler:
                         raise TrainingError(self._nonfinite_message(nonfinite_run))
@@ -399,6 +405,8 @@ class Trainer:
         summary = {"step": self.step, "seconds": seconds, "steps_this_session": self.step - start_step,
                    "interrupted": interrupted, "nonfinite_steps": self.nonfinite_total,
                    "valid": metrics, "data": self.data_stats}
+        from textvae.evaluation.report import write_report  # it reads training logs: imported late
+
         with self._writing(self.run_dir / "summary.json"):
             atomic_write_json(self.run_dir / "summary.json", summary)
             write_report([self.run_dir])
@@ -451,7 +459,7 @@ class Trainer:
     def _nonfinite_message(self, count: int) -> str:
         last = checkpoint_dirs(self.run_dir)
         kept = f"The last good checkpoint is {last[-1]}." if last else "No checkpoint had been written yet."
-        return (f"training stopped at step {self.step}: {count} steps in a row had a non-finite loss or "
+        return (f"training stopped at step {self.step + 1}: {count} steps in a row had a non-finite loss or "
                 f"gradient. Likely causes: a learning rate too high (train.lr={self.recipe.train.lr}), no "
                 "gradient clipping (train.clip_norm), fp16 overflow (try bf16), or an objective weight that "
                 f"explodes (objective.lam). {kept}")
