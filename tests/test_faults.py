@@ -27,7 +27,7 @@ from safetensors import SafetensorError
 from textvae.cli import main
 from textvae.errors import TextVAEError
 from textvae.modeling import TextVAE
-from textvae.training import RunDirError, Trainer, TrainingError, train
+from textvae.training import Trainer, TrainingError, train
 from textvae.training.checkpoint import (CheckpointError, checkpoint_dirs, clean_leftovers, load_checkpoint,
                                          load_trainer_state)
 from textvae.training.metrics import MetricsLogger, read_metrics
@@ -161,8 +161,11 @@ def test_clean_leftovers_puts_back_a_moved_aside_directory(tmp_path):
     (tmp_path / ".model.old-12" / "config.json").write_text("{}")
     (tmp_path / "best").mkdir()
     (tmp_path / ".best.old-12").mkdir()  # best/ exists: the rename finished, this is garbage
-    assert clean_leftovers(tmp_path) == [tmp_path / ".best.old-12"]
-    assert (tmp_path / "model" / "config.json").is_file() and sorted(os.listdir(tmp_path)) == ["best", "model"]
+    (tmp_path / "checkpoints" / ".step-00000002.deleting-12").mkdir(parents=True)  # a prune cut short
+    assert clean_leftovers(tmp_path) == [tmp_path / ".best.old-12",
+                                         tmp_path / "checkpoints" / ".step-00000002.deleting-12"]
+    assert (tmp_path / "model" / "config.json").is_file()
+    assert sorted(os.listdir(tmp_path)) == ["best", "checkpoints", "model"] and not os.listdir(tmp_path / "checkpoints")
 
 
 # --------------------------------------------------------------------------- damaged checkpoints and --resume
@@ -183,8 +186,8 @@ def test_resume_falls_back_past_damaged_checkpoints(tmp_path, capsys, straight8)
 
     assert main(cli_args(out, *SHORT, "train.max_steps=8", "--resume")) == 0
     printed = capsys.readouterr().out
-    assert re.search(r"warning: --resume: .*step-00000006 is damaged and was moved to .*damaged-step-00000006 "
-                     r"\(CheckpointError: .*its SHA-256 differs", printed), printed
+    assert re.search(r"warning: --resume: .*step-00000006 is damaged and was moved to .*damaged-step-00000006: "
+                     r".*its SHA-256 differs .* Trying the checkpoint before it\.", printed), printed
     assert re.search(r"warning: --resume: .*step-00000004 is damaged .*truncated or altered", printed), printed
     # Resumed from step 2 and reached the same weights; the damaged ones are kept apart, not pruned.
     assert sorted(p.name for p in ckpts.iterdir()) == [
@@ -202,9 +205,10 @@ def test_resume_with_no_readable_checkpoint_fails_clearly(tmp_path, capsys):
     assert main(cli_args(out, *SHORT, "train.max_steps=4", "--resume")) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err
-    assert re.search(r"--resume: no checkpoint in .*checkpoints can be read; each was moved to damaged-step-\*: "
-                     r"step-00000002: .*trainer_state\.pt cannot be read .* Start the run again with --overwrite",
-                     err), err
+    assert re.search(r"--resume: no checkpoint in .*checkpoints can be read, so there is nothing to resume from "
+                     r"\(step-00000002: .*trainer_state\.pt cannot be read \(RuntimeError: .*\); the file is missing, "
+                     r"truncated or altered\.\)\. Each was moved to damaged-step-N\. Start the run again with "
+                     r"--overwrite", err), err
 
 
 # --------------------------------------------------------------------------- kill and signals
@@ -310,7 +314,8 @@ def test_nonfinite_steps_are_skipped_then_stop_the_run(tmp_path, monkeypatch, ca
     assert isinstance(info.value, TextVAEError)  # printed by the CLI without a traceback
     assert re.search(r"^training stopped at step 7: 3 steps in a row had a non-finite loss or gradient\. "
                      r"Likely causes: a learning rate too high \(train\.lr=.*\), no gradient clipping .* "
-                     r"The last good checkpoint is .*step-00000004\.$", message), message
+                     r"The last good checkpoint is .*step-00000004\. Change the recipe and train again into a new "
+                     r"--output \(or with --overwrite\); --resume continues only the same recipe\.$", message), message
     printed = capsys.readouterr().out
     assert [int(s) for s in re.findall(r"warning: step (\d+): non-finite loss or gradient", printed)] == [5, 6, 7]
     # Skipped steps left the weights (and the checkpoint written before them) untouched.
@@ -380,3 +385,237 @@ def test_disk_full_at_the_final_model_keeps_the_checkpoints(tmp_path, monkeypatc
     assert re.search(r"could not write .*run/model at step 2: the disk is full", err) and "Traceback" not in err
     assert [p.name for p in checkpoint_dirs(out)] == ["step-00000002"] and not (out / "model").exists()
     assert not [p for p in out.rglob(".*")]
+
+
+# --------------------------------------------------------------------------- bad input, end to end
+# tests/test_data.py checks each of these at load_corpus; here each goes through `textvae train` and
+# must end with exit code 2 and one paragraph on stderr, never a traceback.
+
+
+def _data_args(out: Path, train_file: Path, valid_file: Path | None = None, *extra: str) -> list[str]:
+    return cli_args(out, "data.name=null", f"data.train_files={train_file}",
+                    f"data.valid_files={valid_file or train_file}", "train.max_steps=1", "train.eval_every=1", *extra)
+
+
+def _fails(args: list[str], capsys) -> str:
+    """Run the CLI, expect exit code 2, and return its error: the last line of stderr (above it
+    there may only be progress bars)."""
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.endswith("\n"), err
+    last = err.rstrip("\n").split("\n")[-1]
+    assert last.startswith("textvae train: error: "), err
+    return last
+
+
+LONG_LINE = " ".join(f"w{i}" for i in range(200))  # far longer than data.max_length=30 tokens
+ENCODED = {
+    # byte 3 of line 3 is é (0xE9): not UTF-8. cp1252's 0x92 is ’; in latin-1 0x85 is NEL, which
+    # must stay inside its line.
+    "cp1252": b"first line\n\ncaf\xe9 \x92quoted\x92\n   \n" + LONG_LINE.encode() + b"\nlast line\n",
+    "latin-1": b"first line\n\ncaf\xe9\x85next\n   \n" + LONG_LINE.encode() + b"\nlast line\n",
+}
+
+
+@pytest.mark.parametrize("encoding", list(ENCODED))
+def test_non_utf8_file_names_file_and_line_then_trains_with_data_encoding(tmp_path, capsys, encoding):
+    path = tmp_path / "win.txt"
+    path.write_bytes(ENCODED[encoding])
+    err = _fails(_data_args(tmp_path / "a", path), capsys)
+    assert re.search(r"win\.txt, line 3 \(column 4\): byte b'\\xe9.*' is not valid utf-8\. The file is in another "
+                     r"encoding; .* data\.encoding=cp1252 \(or data\.encoding=latin-1", err), err
+
+    out = tmp_path / "b"
+    assert main(_data_args(out, path, None, f"data.encoding={encoding}")) == 0
+    printed = capsys.readouterr().out
+    # 4 sentences (NEL did not split one) after 2 blank lines were dropped; then the long one as too long.
+    assert "train: 4 sentences; dropped on load 2 blank; tokens 6; dropped 1 too long" in printed, printed
+    stats = json.loads((out / "data_stats.json").read_text())["train"]
+    assert (stats["kept"], stats["filtered"], stats["dropped_on_load"]) == (3, 1, {"blank": 2})
+
+
+def test_label_only_and_blank_lines_are_dropped_and_reported(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "sentence_classification"
+    folder.mkdir()
+    (folder / "stsa.binary.train").write_text("1 good film\n0\n\n0 bad film\n1 fine\n", encoding="utf-8")
+    (folder / "stsa.binary.dev").write_text("1 ok then\n", encoding="utf-8")
+    (folder / "stsa.binary.test").write_text("0 meh\n", encoding="utf-8")
+    monkeypatch.setenv("TEXTVAE_DATA_DIR", str(tmp_path))
+    out = tmp_path / "run"
+    assert main(cli_args(out, "data.name=sst2", "train.max_steps=1", "train.eval_every=1")) == 0
+    assert "train: 3 sentences; labels negative 1, positive 2; dropped on load 1 blank, 1 no_text" in \
+        capsys.readouterr().out
+    assert json.loads((out / "data_stats.json").read_text())["train"]["dropped_on_load"] == {"blank": 1, "no_text": 1}
+
+
+BAD_FILES = {
+    "ragged": ({"train.csv": "text,label\nfine,1\ntoo,many,fields,0\n"}, ["data.label_column=label"],
+               r"train\.csv: line 3 has 4 fields but the header has 2 \(\['text', 'label'\]\)\. Quote fields"),
+    "not_json": ({"train.jsonl": '{"text": "ok"}\n{"text": "no comma" "x": 1}\n'}, [],
+                 r"train\.jsonl: line 2 is not valid JSON \(Expecting ',' delimiter\): .* Each line of a JSON "
+                 r"Lines file must be one JSON object\."),
+    "unseen_labels": ({"train.csv": "text,label\nthe cat,a\nthe dog,b\n", "valid.csv": "text,label\nthe cow,c\n"},
+                      ["data.label_column=label"],
+                      r"valid\.csv \(validation\) has labels \['c'\] that never occur in train \(train labels: "
+                      r"\['a', 'b'\]\)\. .* fix the labels or add examples of them to train\."),
+    "blank_split": ({"train.csv": "text\nthe cat\n", "valid.csv": 'text\n   \n""\n'}, [],
+                    r"valid\.csv \(validation\) holds no sentences after dropping blank ones\."),
+    "too_long_split": ({"train.txt": "the cat\n", "valid.txt": LONG_LINE + "\n" + LONG_LINE + "\n"}, [],
+                       r"After tokenization the validation split has no sentences left: 2 of 2 are longer than "
+                       r"data\.max_length=30 tokens \(the longest has 200\) .* Set a larger data\.max_length or "
+                       r"data\.length_policy=truncate\."),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FILES))
+def test_bad_data_files_through_the_cli(tmp_path, capsys, case):
+    files, extra, match = BAD_FILES[case]
+    paths = []
+    for name, text in files.items():
+        paths.append(tmp_path / name)
+        paths[-1].write_text(text, encoding="utf-8")
+    err = _fails(_data_args(tmp_path / "run", paths[0], paths[-1], *extra), capsys)
+    assert re.search(match, err), err
+
+
+BAD_RECIPES = {
+    "unknown_key_in_yaml": ("train:\n  max_step: 5\n", [],
+                            r"Unknown recipe key 'train\.max_step'\. Did you mean 'train\.max_steps'\?"),
+    "wrong_type": (None, ["train.batch_size=big"], r"train\.batch_size must be of type int, got str 'big'\."),
+    "negative_mmd_weight": (None, ["objective.preset=info_vae", "objective.alpha=0.0", "objective.lam=0.5"],
+                            r"the MMD weight α\+λ−1 = 0\.0 \+ 0\.5 − 1 = -0\.5 is negative.* "
+                            r"Choose λ >= 1−α"),
+    "latent_dim_0": (None, ["model.latent_dim=0"], r"model\.latent_dim must be >= 1, got 0\."),
+    "lm_with_vae_objective": (None, ["model.mode=lm"], r"a language-model baseline needs both model\.mode=lm and "
+                                                       r"objective\.preset=lm\."),
+    "fp16_on_cpu": (None, ["train.precision=fp16", "train.device=cpu"],
+                    r"train\.precision=fp16 needs a CUDA device .* on CPU use train\.precision=bf16"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_RECIPES))
+def test_bad_recipes_through_the_cli(tmp_path, capsys, case):
+    text, overrides, match = BAD_RECIPES[case]
+    recipe = RECIPE
+    if text is not None:
+        recipe = tmp_path / "recipe.yaml"
+        recipe.write_text(text, encoding="utf-8")
+    err = _fails(["train", str(recipe), *TINY, *overrides, "--output", str(tmp_path / "run")], capsys)
+    assert re.search(match, err), err
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+# --------------------------------------------------------------------------- damaged model directories
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    from textvae.config import TokenizerConfig
+    from textvae.data import TextTokenizer
+    from textvae.modeling import VocabSpec
+
+    tok = TextTokenizer.train(TokenizerConfig(kind="word", vocab_size=50), ["the cat sat", "a dog ran far"])
+    vocab = VocabSpec(tok.vocab_size, tok.pad_id, tok.bos_id, tok.eos_id, tok.unk_id)
+    recipe = tiny_recipe()
+    directory = tmp_path_factory.mktemp("model") / "m"
+    TextVAE(recipe.model, vocab, tok).save_pretrained(directory)
+    return directory
+
+
+def _weights_with(directory: Path, change: str) -> bytes:
+    from safetensors.torch import load_file, save
+
+    tensors = load_file(str(directory / "model.safetensors"))
+    key = sorted(tensors)[0]
+    if change == "shape":
+        tensors[key] = torch.zeros(3, 3)
+    elif change == "missing":
+        del tensors[key]
+    return save(tensors)
+
+
+def _pickled_state(directory: Path) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(TextVAE.from_pretrained(directory).state_dict(), buffer)
+    return buffer.getvalue()
+
+
+DAMAGED_MODELS = {
+    # (what replaces a file, the file, the message) — a truncated model.safetensors, a config.json that
+    # is not JSON and format_version 99 are in tests/test_modeling.py::test_from_pretrained_errors.
+    "weights_empty": (lambda d: b"", "model.safetensors",
+                      r"cannot be read as safetensors weights .*header too small.* The file is truncated or "
+                      r"altered; use another checkpoint"),
+    "weights_pickle": (_pickled_state, "model.safetensors", r"cannot be read as safetensors weights .* The file is "
+                                                            r"truncated or altered"),
+    "weights_wrong_shape": (lambda d: _weights_with(d, "shape"), "model.safetensors", r"size mismatch"),
+    "weights_missing_tensor": (lambda d: _weights_with(d, "missing"), "model.safetensors",
+                               r"model\.safetensors does not match .*config\.json: missing \['\w+.*The files come "
+                               r"from different models\."),
+    "config_newer_version": (lambda d: _config_with(d, format_version=2), "config.json",
+                             r"config\.json has format_version 2; this textvae reads version 1\. Upgrade textvae"),
+    "config_no_version": (lambda d: _config_with(d, format_version=None), "config.json",
+                          r"config\.json has format_version None; this textvae reads version 1"),
+    "config_unknown_key": (lambda d: _config_with(d, model_key=("future_option", 1)), "config.json",
+                           r"config\.json does not describe a textvae model: Unknown recipe key "
+                           r"'model\.future_option'"),
+    "tokenizer_mismatch": (None, "tokenizer", r"the tokenizer in .*tokenizer has \d+ tokens but the model was built "
+                                              r"for \d+; the directory mixes files of two runs\. Copy the tokenizer/ "
+                                              r"folder of the run that wrote these weights\."),
+}
+
+
+def _config_with(directory: Path, format_version: object = 1, model_key: tuple | None = None) -> bytes:
+    meta = json.loads((directory / "config.json").read_text())
+    meta["format_version"] = format_version
+    if model_key:
+        meta["model"][model_key[0]] = model_key[1]
+    return json.dumps(meta).encode()
+
+
+@pytest.mark.parametrize("case", list(DAMAGED_MODELS))
+def test_damaged_model_directory_is_refused_by_name(tmp_path, model_dir, case):
+    import shutil
+
+    from textvae.modeling import ModelLoadError
+
+    make, name, match = DAMAGED_MODELS[case]
+    copy = tmp_path / "m"
+    shutil.copytree(model_dir, copy)
+    if name == "tokenizer":  # the tokenizer of another run, with another vocabulary
+        from textvae.config import TokenizerConfig
+        from textvae.data import TextTokenizer
+
+        shutil.rmtree(copy / "tokenizer")
+        TextTokenizer.train(TokenizerConfig(kind="word", vocab_size=50), ["one two three four five six"]).save(
+            copy / "tokenizer")
+    else:
+        (copy / name).write_bytes(make(model_dir))
+    with pytest.raises(ModelLoadError, match=match) as info:
+        TextVAE.from_pretrained(copy)
+    assert isinstance(info.value, TextVAEError) and str(copy) in str(info.value)
+
+
+def test_a_second_signal_stops_at_once_and_keeps_the_last_checkpoint(tmp_path, monkeypatch, capsys):
+    import textvae.training.trainer as trainer_module
+
+    real, calls = trainer_module.infovae_loss, iter(range(10**6))
+
+    def impatient(*args, **kwargs):
+        if next(calls) == 3:  # during step 4: Ctrl-C, then Ctrl-C again before the step ends
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "infovae_loss", impatient)
+    out = tmp_path / "run"
+    assert main(cli_args(out, *SHORT, "train.max_steps=8")) == 130
+    captured = capsys.readouterr()
+    assert "textvae train: interrupted." in captured.err and "Traceback" not in captured.err
+    assert re.search(r"stopped at once after step 3, without saving it\. The newest checkpoint is "
+                     r".*step-00000002; resume with: textvae train .*recipe\.yaml --output .* --resume",
+                     captured.out), captured.out
+    assert [p.name for p in checkpoint_dirs(out)] == ["step-00000002"] and not [p for p in out.rglob(".*")]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers given back

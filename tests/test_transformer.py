@@ -1,6 +1,7 @@
 """Transformer encoder/decoder: z injection, incremental decoding, persistence, pretrained parts, freezing."""
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -297,8 +298,10 @@ def test_transformer_recipe_trains_through_the_cli(tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     valid = [r for r in rows if r.get("split") == "valid"][-1]
     assert valid["step"] == 3
-    # After 3 steps the decoder is still close to uniform over the 500 ids.
-    assert 100 < valid["ppl_elbo"] < 1000
+    # After 3 steps the decoder is still close to uniform over the 500 ids (the KL is left out:
+    # the recipe's init_logvar starts q(z|x) narrow on purpose).
+    ppl_rec = math.exp(valid["rec"] * valid["n_sentences"] / valid["n_tokens"])
+    assert 100 < ppl_rec < 1000
     model = TextVAE.from_pretrained(tmp_path / "run" / "model")
     assert model.config.encoder.kind == model.config.decoder.kind == "transformer"
     assert model.config.decoder.injection == "memory"

@@ -26,9 +26,9 @@ PREFIX = "step-"
 DAMAGED_PREFIX = "damaged-"
 """A checkpoint that --resume could not read is renamed ``damaged-step-N``: kept, but out of the way."""
 _STEP_NAME = re.compile(rf"^{PREFIX}(\d+)$")
-# What a crash can leave behind: write_model_dir's ".NAME.tmp-PID" / ".NAME.old-PID" folders and
-# atomic_write's ".NAME.XXXXXXXX.tmp" files.
-_LEFTOVER_DIR = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-\d+$")
+# What a crash can leave behind: write_model_dir's ".NAME.tmp-PID" / ".NAME.old-PID" folders,
+# save_checkpoint's ".step-N.deleting-PID" and atomic_write's ".NAME.XXXXXXXX.tmp" files.
+_LEFTOVER_DIR = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old|deleting)-\d+$")
 _LEFTOVER_FILE = re.compile(r"^\..+\.tmp$")
 
 
@@ -159,7 +159,11 @@ def save_checkpoint(model: TextVAE, state: dict[str, Any], run_dir: Path, step: 
     """Write ``checkpoints/step-NNNNNNNN`` and keep only the ``keep`` newest."""
     path = write_model_dir(model, Path(run_dir) / CHECKPOINTS_DIR / f"{PREFIX}{step:08d}", state, recipe_text)
     for old in checkpoint_dirs(run_dir)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+        # Renamed out of the listing first: a crash during the delete leaves a hidden leftover
+        # (removed by clean_leftovers), never a half-deleted step-N that --resume could pick.
+        doomed = old.with_name(f".{old.name}.deleting-{os.getpid()}")
+        os.replace(old, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
     return path
 
 
@@ -169,9 +173,16 @@ def load_trainer_state(checkpoint: Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for damaged files
-        raise CheckpointError(
-            f"{path} cannot be read ({type(err).__name__}: {err}). The checkpoint is damaged; delete "
-            f"{checkpoint} so that --resume takes the one before it.") from err
+        raise CheckpointError(f"{path} cannot be read ({type(err).__name__}: {first_sentence(err)}); the "
+                              "file is missing, truncated or altered.") from err
+
+
+def first_sentence(err: BaseException, limit: int = 160) -> str:
+    """The start of an exception's message, on one line: library messages can run to paragraphs."""
+    text = " ".join(str(err).split())
+    end = text.find(". ")
+    text = text[:end + 1] if 0 < end < limit else text
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def load_checkpoint(checkpoint: Path, device: str | torch.device = "cpu") -> tuple[dict[str, Any], TextVAE]:

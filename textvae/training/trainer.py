@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from textvae.errors import TextVAEError
 
-import errno
 import json
 import math
 import os
@@ -33,8 +32,8 @@ from textvae.evaluation.validation import validate
 from textvae.modeling import TextVAE, VocabSpec
 from textvae.objectives import infovae_loss, kl_beta
 from textvae.training.checkpoint import (CHECKPOINTS_DIR, CheckpointError, checkpoint_dirs, clean_leftovers,
-                                         load_checkpoint, rng_state, save_checkpoint, set_aside, set_rng_state,
-                                         write_model_dir)
+                                         first_sentence, load_checkpoint, rng_state, save_checkpoint, set_aside,
+                                         set_rng_state, write_model_dir)
 from textvae.training.metrics import MetricsLogger
 from textvae.training.precision import resolve_device, resolve_precision
 from textvae.training.schedules import lr_multiplier
@@ -234,12 +233,15 @@ class Trainer:
                 return checkpoint, load_checkpoint(checkpoint, device=self.device)
             except Exception as err:  # noqa: BLE001 - any failure to read it makes it unusable
                 moved = set_aside(checkpoint)
-                problems.append(f"{checkpoint.name}: {err}")
-                tqdm.write(f"warning: --resume: {checkpoint} is damaged and was moved to {moved} "
-                           f"({type(err).__name__}: {err}). Trying the checkpoint before it.")
+                why = (" ".join(str(err).split()) if isinstance(err, TextVAEError)
+                       else f"{type(err).__name__}: {first_sentence(err)}")
+                problems.append(f"{checkpoint.name}: {why}")
+                tqdm.write(f"warning: --resume: {checkpoint} is damaged and was moved to {moved}: {why} "
+                           "Trying the checkpoint before it.")
         raise CheckpointError(
-            f"--resume: no checkpoint in {self.run_dir / CHECKPOINTS_DIR} can be read; each was moved to "
-            f"damaged-step-*: {'; '.join(problems)}. Start the run again with --overwrite.")
+            f"--resume: no checkpoint in {self.run_dir / CHECKPOINTS_DIR} can be read, so there is nothing to "
+            f"resume from ({'; '.join(problems)}). Each was moved to damaged-step-N. Start the run again "
+            "with --overwrite, or with a new --output.")
 
     def _check_free_space(self) -> None:
         """Stop before training when the disk clearly cannot hold the checkpoints this run writes.
@@ -391,6 +393,12 @@ class Trainer:
                                f"Resume with: textvae train {self.run_dir / RECIPE_NAME} "
                                f"--output {self.run_dir} --resume")
                     break
+        except KeyboardInterrupt:  # a second signal, or Ctrl-C outside the handlers' reach
+            last = checkpoint_dirs(self.run_dir)
+            tqdm.write(f"stopped at once after step {self.step}, without saving it. " + (
+                f"The newest checkpoint is {last[-1]}; resume with: textvae train {self.run_dir / RECIPE_NAME} "
+                f"--output {self.run_dir} --resume" if last else "No checkpoint had been written yet."))
+            raise
         finally:
             bar.close()
             logger.close()
@@ -462,7 +470,8 @@ class Trainer:
         return (f"training stopped at step {self.step + 1}: {count} steps in a row had a non-finite loss or "
                 f"gradient. Likely causes: a learning rate too high (train.lr={self.recipe.train.lr}), no "
                 "gradient clipping (train.clip_norm), fp16 overflow (try bf16), or an objective weight that "
-                f"explodes (objective.lam). {kept}")
+                f"explodes (objective.lam). {kept} Change the recipe and train again into a new --output (or "
+                "with --overwrite); --resume continues only the same recipe.")
 
     # ------------------------------------------------------------------ signals
 
