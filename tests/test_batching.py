@@ -224,3 +224,19 @@ def test_iterating_a_loader_leaves_the_global_rng_alone(word_tok):
     for _ in range(2):
         list(loader)
     assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_in_memory_splits_are_tokenized_once_then_read_from_the_cache(word_tok, tmp_path, monkeypatch):
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path)
+    corpus = _corpus(["a b c", "d e", "a a a a"])
+    first, stats = tokenize_corpus(corpus, word_tok, DataConfig(max_length=3))
+    files = sorted((tmp_path / "textvae-tokenized").glob("*.arrow"))
+    assert len(files) == 1  # train and validation hold the same sentences: one entry
+    assert first["train"].cache_files[0]["filename"] in map(str, files)
+    again, stats_again = tokenize_corpus(_corpus(["a b c", "d e", "a a a a"]), word_tok, DataConfig(max_length=3))
+    assert again["train"]["ids"] == first["train"]["ids"] and stats_again == stats
+    assert len(list((tmp_path / "textvae-tokenized").glob("*.arrow"))) == 1  # reused, not rewritten
+    tokenize_corpus(corpus, word_tok, DataConfig(max_length=4))  # other settings: another cache entry
+    assert len(list((tmp_path / "textvae-tokenized").glob("*.arrow"))) == 2

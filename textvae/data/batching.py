@@ -7,12 +7,16 @@ mask is built from ``lengths`` — never by comparing with ``pad_id``, which may
 
 from __future__ import annotations
 
+import hashlib
 import math
+import tempfile
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Optional, Union
 
+import datasets
 import numpy as np
 import torch
 from datasets import Dataset, DatasetDict
@@ -23,6 +27,8 @@ from textvae.data.corpora import DataError
 from textvae.data.tokenizers import TextTokenizer
 
 # --------------------------------------------------------------------------- tokenization
+
+CACHE_VERSION = "1"  # bump when _encode changes what it writes
 
 
 def tokenize_corpus(dsd: DatasetDict, tokenizer: TextTokenizer,
@@ -41,9 +47,11 @@ def tokenize_corpus(dsd: DatasetDict, tokenizer: TextTokenizer,
     """
     truncate = cfg.length_policy == "truncate"
     splits, stats = {}, {}
+    tokenizer_key = _tokenizer_fingerprint(tokenizer)
     for split, dataset in dsd.items():
         encoded = dataset.map(_encode, batched=True, desc=f"tokenizing {split}",
-                              fn_kwargs={"tokenizer": tokenizer, "max_length": cfg.max_length, "truncate": truncate})
+                              fn_kwargs={"tokenizer": tokenizer, "max_length": cfg.max_length, "truncate": truncate},
+                              cache_file_name=_cache_file(dataset, tokenizer_key, cfg))
         raw = np.asarray(encoded.with_format("arrow")["raw_length"].to_numpy(), dtype=np.int64)
         too_long = raw > cfg.max_length
         empty = raw == 0
@@ -62,6 +70,34 @@ def tokenize_corpus(dsd: DatasetDict, tokenizer: TextTokenizer,
                         "truncated": int(too_long.sum()) if truncate else 0, "empty": int(empty.sum()),
                         "tokens": int(lengths.sum())}
     return DatasetDict(splits), stats
+
+
+def _tokenizer_fingerprint(tokenizer: TextTokenizer) -> str:
+    """A hash of the tokenizer's saved files: equal files, equal token ids."""
+    digest = hashlib.sha256()
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer.save(tmp)
+        for path in sorted(Path(tmp).rglob("*")):
+            if path.is_file():
+                digest.update(str(path.relative_to(tmp)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _cache_file(dataset: Dataset, tokenizer_key: str, cfg: DataConfig) -> Optional[str]:
+    """Where the tokenized copy of an in-memory split is cached (None: let datasets decide).
+
+    Splits read from files already live in datasets' cache, which names the map result itself;
+    the shipped corpora are built in memory, and datasets caches a map of those only when given a
+    file name. The name hashes the split's content fingerprint, the tokenizer files and the
+    length settings, so a change to any of them tokenizes again.
+    """
+    if dataset.cache_files or not datasets.is_caching_enabled():
+        return None
+    key = hashlib.sha256("|".join([CACHE_VERSION, dataset._fingerprint, tokenizer_key, str(cfg.max_length),
+                                   cfg.length_policy]).encode()).hexdigest()[:24]
+    root = Path(datasets.config.HF_DATASETS_CACHE) / "textvae-tokenized"
+    root.mkdir(parents=True, exist_ok=True)
+    return str(root / f"tokenized-{key}.arrow")
 
 
 def _encode(batch: dict[str, list], tokenizer: TextTokenizer, max_length: int, truncate: bool) -> dict[str, list]:
