@@ -4,11 +4,11 @@
 #
 #   bash benchmarks/yelp_probe.sh            # writes benchmarks/results/yelp_probe.md
 #
-# Budget (2 CPU cores): the yelp recipes at LSTM 256/256, z = 32, 3000 steps of batch 32 on the
-# shipped dev split (63k sentences, ~1.5 epochs); probe test set: 10,000 random test sentences.
+# Budget (2 CPU cores): the yelp recipes at LSTM 256/256, z = 32, 2000 steps of batch 32 on the
+# shipped dev split (63k sentences, ~1 epoch); probe test set: 10,000 random test sentences.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-STEPS=${STEPS:-3000}
+STEPS=${STEPS:-2000}
 SIZE="model.encoder.embed_dim=256 model.encoder.hidden_dim=256 model.decoder.embed_dim=256 model.decoder.hidden_dim=256"
 COMMON="train.max_steps=$STEPS train.eval_every=1000 train.eval_batches=30 train.tensorboard=false"
 out=benchmarks/results/yelp_probe.md
