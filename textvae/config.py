@@ -340,6 +340,8 @@ class TrainConfig:
 
     max_steps: int = 10000
     batch_size: int = 32
+    """Sentences per micro-batch over all processes: under ``--nproc N`` each process takes
+    batch_size / N (N must divide it), so the optimisation does not depend on N."""
     grad_accum: int = 1
     """Micro-batches per optimizer step (the effective batch is batch_size × grad_accum)."""
     lr: float = 1e-3
@@ -355,7 +357,8 @@ class TrainConfig:
     precision: Literal["fp32", "bf16", "fp16", "auto"] = "fp32"
     """``auto``: bf16 (or fp16 + GradScaler) on CUDA, fp32 on CPU."""
     device: str = "auto"
-    """``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1`` …"""
+    """``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1`` … Under ``--nproc``/torchrun each
+    process uses ``cuda:LOCAL_RANK`` (or the CPU)."""
     seed: int = 0
     eval_every: int = 500
     eval_batches: Optional[int] = None
@@ -373,6 +376,9 @@ class TrainConfig:
     """Stop after this many consecutive steps with a non-finite loss or gradient."""
     num_workers: int = 0
     tensorboard: bool = True
+    compile: bool = False
+    """Run the training forward through ``torch.compile`` (the first steps are slow while it compiles;
+    worth it on GPUs for long runs). Validation, evaluation and saved models are unaffected."""
 
     def __post_init__(self) -> None:
         _check_positive("train", max_steps=self.max_steps, batch_size=self.batch_size,

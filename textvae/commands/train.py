@@ -1,11 +1,17 @@
-"""``textvae train RECIPE [key=value …] [--output DIR] [--resume] [--overwrite]``."""
+"""``textvae train RECIPE [key=value …] [--output DIR] [--resume] [--overwrite] [--nproc N]``."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from textvae.config import load_recipe
+
+# Set by torchrun in every process it starts.
+TORCHRUN_ENV = "LOCAL_RANK"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,6 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --output from its newest checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace the run already in --output")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to metrics.jsonl)")
+    p.add_argument("--nproc", type=int, metavar="N",
+                   help="train with N processes (DistributedDataParallel: one per GPU, or N CPU processes); "
+                        "starts torch.distributed.run. train.batch_size stays the global batch.")
     p.set_defaults(func=run)
 
 
@@ -26,7 +35,11 @@ def run(args: argparse.Namespace) -> int:
 
     recipe = load_recipe(args.recipe, args.overrides)
     run_dir = Path(args.output) if args.output else Path("runs") / Path(args.recipe).stem
+    if args.nproc is not None and args.nproc != 1:
+        return launch(args, recipe, run_dir)
     result = train(recipe, run_dir, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
+    if int(os.environ.get("RANK", 0)) != 0:  # under torchrun, rank 0 speaks for all
+        return 0
     m = result.metrics
     print(f"\ntrained {result.step} steps in {result.seconds:.1f} s"
           + (" (interrupted: resume with --resume)" if result.interrupted else ""))
@@ -37,3 +50,33 @@ def run(args: argparse.Namespace) -> int:
         print(f"best:      {result.best_dir}")
     print(f"run dir:   {result.run_dir}  (metrics.jsonl, tb/, checkpoints/)")
     return 0
+
+
+def launch(args: argparse.Namespace, recipe, run_dir: Path) -> int:
+    """Start ``args.nproc`` copies of this command under torch.distributed.run (single node) and
+    return its exit status. What can be checked here is checked before anything starts."""
+    import torch
+
+    from textvae.commands.common import CommandError
+    from textvae.training.distributed import local_batch_size
+
+    n = args.nproc
+    if n < 1:
+        raise CommandError(f"--nproc must be >= 1, got {n}.")
+    if TORCHRUN_ENV in os.environ:
+        raise CommandError("--nproc starts torchrun itself, and this process already runs under torchrun; "
+                           "drop --nproc (torchrun's --nproc_per_node sets the number of processes).")
+    local_batch_size(recipe.train.batch_size, n)
+    device = recipe.train.device
+    wants_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    if wants_cuda and n > torch.cuda.device_count():
+        raise CommandError(f"--nproc {n} needs {n} GPUs (one per process), but {torch.cuda.device_count()} "
+                           "are visible; use --nproc <= that, or train.device=cpu.")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}",
+               "-m", "textvae", "train", str(args.recipe), *args.overrides, "--output", str(run_dir)]
+    command += [flag for flag, on in (("--resume", args.resume), ("--overwrite", args.overwrite),
+                                      ("--no-progress", args.no_progress)) if on]
+    env = dict(os.environ)
+    if not wants_cuda:  # CPU processes share the cores; torchrun would give each one thread
+        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // n)))
+    return subprocess.call(command, env=env)

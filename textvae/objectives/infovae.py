@@ -24,7 +24,9 @@ class LossTerms:
     """One batch's objective. Sums over sentences unless said; all fp32 scalars."""
 
     loss: Tensor
-    """What to backpropagate (a sum: divide by the sentence count of the step)."""
+    """What to backpropagate (a sum: divide by the sentence count of the step). With a gathered
+    MMD (``mmd_z``) its MMD part counts every rank's sentences, so summed over ranks it holds
+    that part once per rank; rec, kl and mmd are this batch's shares and sum over ranks as they are."""
     rec: Tensor
     """Σ −log p(x|z) over sentences (tokens and EOS)."""
     kl: Tensor
@@ -47,7 +49,8 @@ class LossTerms:
 
 def infovae_loss(rec: Tensor, n_tokens: Tensor, mu: Optional[Tensor], logvar: Optional[Tensor],
                  z: Optional[Tensor], cfg: ObjectiveConfig, kl_beta: float = 1.0,
-                 prior_z: Optional[Tensor] = None, generator: Optional[torch.Generator] = None) -> LossTerms:
+                 prior_z: Optional[Tensor] = None, generator: Optional[torch.Generator] = None,
+                 mmd_z: Optional[Tensor] = None) -> LossTerms:
     """Combine a batch's terms into the InfoVAE loss.
 
     Args:
@@ -57,8 +60,14 @@ def infovae_loss(rec: Tensor, n_tokens: Tensor, mu: Optional[Tensor], logvar: Op
             (None for a language model).
         cfg: the objective (α, λ, kernel, free bits).
         kl_beta: β_t, the annealing multiplier on the KL term.
-        prior_z: (B, D) samples of p(z) for the MMD; drawn here when None.
+        prior_z: (M, D) samples of p(z) for the MMD; drawn here (as many as the MMD's
+            samples of q(z)) when None.
         generator: RNG for those prior samples.
+        mmd_z: (N, D) the samples of q(z) the MMD compares with the prior, when they are more
+            than this batch's z: under data parallelism, every rank's z of the global batch
+            (``all_gather_with_grad``, this rank's rows with their graph, N = Σ_r B_r). The MMD
+            then is the single-process one of the global batch, and ``loss`` counts it N times
+            (see below). Default: ``z``.
     Returns:
         :class:`LossTerms`.
     """
@@ -78,13 +87,18 @@ def infovae_loss(rec: Tensor, n_tokens: Tensor, mu: Optional[Tensor], logvar: Op
 
     mmd_w = cfg.mmd_weight
     mmd_sum = zero
-    if n >= 2:
+    samples = z if mmd_z is None else mmd_z
+    if samples.shape[0] >= 2:
         if prior_z is None:
-            prior_z = torch.randn(z.shape, device=z.device, generator=generator)
+            prior_z = torch.randn(samples.shape, device=z.device, generator=generator)
         # Always measured (it is a metric too); only enters the loss when its weight is non-zero.
-        value = mmd(z, prior_z, cfg.kernel, cfg.bandwidth)
-        mmd_sum = value * n
+        value = mmd(samples, prior_z, cfg.kernel, cfg.bandwidth)
+        mmd_sum = value * n  # this batch's share: summed over ranks, MMD × global count
         if mmd_w != 0.0:
-            loss = loss + mmd_w * mmd_sum
+            # The loss counts the MMD once per sentence it was measured on: n in one process, the
+            # global count N under data parallelism. There each rank's loss reaches only its own
+            # rows of mmd_z, so the ranks' gradients add up to N·∂MMD/∂(all z): the single-process
+            # gradient of the global batch (with the trainer's rescaling, see Trainer.fit).
+            loss = loss + mmd_w * (value * samples.shape[0])
     return LossTerms(loss, rec_sum, kl_sum, kl_dims.sum(0), mmd_sum if mmd_w != 0.0 else mmd_sum.detach(),
                      n, n_tokens, kl_beta)

@@ -1,0 +1,129 @@
+"""Mixed precision, tested on CPU: bf16 autocast keeps the loss terms in fp32, and the fp16 loss-scaler
+path (GradScaler on CPU, no autocast) skips overflowing steps, halves the scale and carries on."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import textvae.training.trainer as trainer_module
+from textvae.config import TokenizerConfig
+from textvae.data import TextTokenizer
+from textvae.modeling import TextVAE, VocabSpec
+from textvae.objectives import infovae_loss
+from textvae.training import Trainer, TrainingError, train
+from textvae.training.checkpoint import load_trainer_state
+from textvae.training.metrics import read_metrics
+from textvae.training.precision import Precision, resolve_precision
+
+from test_training import tiny_recipe
+
+SENTENCES = ["the cat sat on the mat", "a dog ran far away from home", "the old man and the sea",
+             "colourless green ideas sleep furiously", "time flies like an arrow", "fruit flies like a banana"]
+
+
+@pytest.mark.parametrize("recipe", ["ptb/mmd_vae.yaml", "ptb/transformer_mmd_vae.yaml"])
+def test_bf16_autocast_keeps_loss_terms_fp32_and_close(recipe):
+    tok = TextTokenizer.train(TokenizerConfig(kind="word", vocab_size=60), SENTENCES)
+    vocab = VocabSpec(tok.vocab_size, tok.pad_id, tok.bos_id, tok.eos_id, tok.unk_id)
+    cfg = tiny_recipe(recipe, ["model.decoder.num_layers=1"])
+    torch.manual_seed(0)
+    model = TextVAE(cfg.model, vocab, tok).eval()
+    ids = tok.encode_batch(SENTENCES)
+    width = max(map(len, ids)) + 2
+    batch = torch.tensor([[tok.bos_id, *x, tok.eos_id] + [tok.pad_id] * (width - len(x) - 2) for x in ids])
+    lengths = torch.tensor([len(x) + 2 for x in ids])
+    prior = torch.randn(len(ids), cfg.model.latent_dim, generator=torch.Generator().manual_seed(1))
+
+    def terms(precision: Precision):
+        with precision.autocast():
+            out = model(batch, lengths, sample=False)  # z = μ: the two runs differ only in precision
+            got = infovae_loss(out.rec, out.n_tokens, out.mu, out.logvar, out.z, cfg.objective, prior_z=prior)
+        return out, got
+
+    out32, fp32 = terms(resolve_precision("fp32", torch.device("cpu")))
+    out16, bf16 = terms(resolve_precision("bf16", torch.device("cpu")))
+    assert out16.mu.dtype == torch.bfloat16  # autocast did run: the posterior head computed in bf16
+    for name in ("loss", "rec", "kl", "mmd"):
+        value = getattr(bf16, name)
+        assert value.dtype == torch.float32, name
+        torch.testing.assert_close(value, getattr(fp32, name), rtol=3e-2, atol=2e-3, msg=name)
+    assert out16.rec.dtype == torch.float32 and bf16.kl_per_dim.dtype == torch.float32
+
+
+# --------------------------------------------------------------------------- the fp16 scaler path on CPU
+
+SCALER = ["train.max_steps=6", "train.eval_every=6", "train.save_every=1", "train.keep_checkpoints=10",
+          "train.log_every=1"]
+
+
+@pytest.fixture
+def scaler_on_cpu(monkeypatch):
+    """fp16's machinery without fp16: a GradScaler on CPU (fp32 compute, so nothing overflows by itself)."""
+    monkeypatch.setattr(trainer_module, "resolve_precision",
+                        lambda name, device: Precision("fp16", device, None, use_scaler=True))
+
+
+def _inf_gradient_at(monkeypatch, first: int, last: float = math.inf, where: str = "grad") -> None:
+    """Training steps first..last (0-based) get an infinite gradient (finite loss), or a NaN loss."""
+    real, calls = trainer_module.infovae_loss, iter(range(10**6))
+
+    def infovae_loss(*args, **kwargs):
+        terms = real(*args, **kwargs)
+        if first <= next(calls) <= last:
+            if where == "loss":
+                return dataclasses.replace(terms, loss=terms.loss * math.nan)
+            terms.loss.register_hook(lambda grad: grad * math.inf)
+        return terms
+
+    monkeypatch.setattr(trainer_module, "infovae_loss", infovae_loss)
+
+
+def test_fp16_overflow_skips_the_step_halves_the_scale_and_goes_on(tmp_path, monkeypatch, capsys, scaler_on_cpu):
+    _inf_gradient_at(monkeypatch, first=2, last=2)  # step 3
+    out = tmp_path / "run"
+    result = train(tiny_recipe(extra=SCALER), out, progress=False)
+    assert result.step == 6 and result.nonfinite_steps == 0
+
+    def checkpoint(step):
+        folder = out / "checkpoints" / f"step-{step:08d}"
+        return load_file(str(folder / "model.safetensors")), load_trainer_state(folder)
+
+    (w2, s2), (w3, s3), (w4, _) = checkpoint(2), checkpoint(3), checkpoint(4)
+    assert all(torch.equal(w2[k], w3[k]) for k in w2)  # step 3 skipped: weights unchanged
+    assert not all(torch.equal(w3[k], w4[k]) for k in w3)  # step 4 trained again
+    assert s2["scaler"]["scale"] == 2.0**16 and s3["scaler"]["scale"] == 2.0**15
+    assert s3["overflow_total"] == 1 and s3["nonfinite_total"] == 0
+    printed = capsys.readouterr().out
+    assert "step 3: fp16 gradient overflow; step skipped, loss scale lowered to 32768." in printed
+    assert "non-finite" not in printed
+    rows = {r["step"]: r for r in read_metrics(out) if r["split"] == "train"}
+    assert (rows[2]["loss_scale"], rows[3]["loss_scale"], rows[6]["overflow_total"]) == (2.0**16, 2.0**15, 1)
+    assert "loss" not in rows[3] and math.isfinite(rows[4]["loss"])  # the skipped step is not averaged in
+
+
+def test_fp16_nan_loss_counts_as_nonfinite_and_stops(tmp_path, monkeypatch, capsys, scaler_on_cpu):
+    _inf_gradient_at(monkeypatch, first=1, where="loss")
+    trainer = Trainer(tiny_recipe(extra=SCALER + ["train.max_nonfinite=2"]), tmp_path / "run", progress=False)
+    with pytest.raises(TrainingError, match=r"^training stopped at step 3: 2 steps in a row had a non-finite loss"):
+        trainer.fit()
+    assert re.findall(r"warning: step (\d+): non-finite", capsys.readouterr().out) == ["2", "3"]
+
+
+def test_fp16_gradient_inf_at_every_scale_stops_once_the_scale_is_below_one(tmp_path, monkeypatch, capsys,
+                                                                           scaler_on_cpu):
+    _inf_gradient_at(monkeypatch, first=0)  # never finite: halving the scale cannot help
+    trainer = Trainer(tiny_recipe(extra=SCALER + ["train.max_steps=40", "train.save_every=100",
+                                                  "train.max_nonfinite=2"]), tmp_path / "run", progress=False)
+    with pytest.raises(TrainingError, match="2 steps in a row had a non-finite loss or gradient"):
+        trainer.fit()
+    printed = capsys.readouterr().out
+    # 2^16 … 2^0: 17 overflows the scaler is meant to absorb, then 2 non-finite steps at scale 0.5, 0.25.
+    assert printed.count("fp16 gradient overflow") == 17 and trainer.overflow_total == 17
+    assert re.findall(r"warning: step (\d+): non-finite", printed) == ["18", "19"]
+    assert trainer.scaler.get_scale() == 2.0**-3
