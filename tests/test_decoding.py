@@ -22,14 +22,6 @@ DECODERS = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: one thread is much faster on a shared machine
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny(decoder: str, mode: str = "vae", eos: Optional[float] = None, seed: int = 0) -> TextVAE:
     """A random model with z-dependent paths and EOS at varied steps.
 

@@ -29,26 +29,13 @@ def train_autoencoder(sentences: list[str], steps: int = 300, latent_dim: int = 
     model = TextVAE(cfg, vocab, tokenizer)
     batch = Collator(vocab.pad_id, vocab.bos_id, vocab.eos_id)([{"ids": x} for x in tokenizer.encode_batch(sentences)])
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny matrices: one thread is ~10x faster on a busy machine
-    try:
-        for _ in range(steps):
-            out = model(batch.ids, batch.lengths, sample=False)
-            loss = out.rec.mean() + (1e-3 * out.mu.pow(2).sum(1).mean() if out.mu is not None else 0.0)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    finally:
-        torch.set_num_threads(threads)
+    for _ in range(steps):  # one thread (tests/conftest.py): tiny matrices run fastest that way
+        out = model(batch.ids, batch.lengths, sample=False)
+        loss = out.rec.mean() + (1e-3 * out.mu.pow(2).sum(1).mean() if out.mu is not None else 0.0)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
     return model.eval()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: one thread is much faster on a shared machine
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

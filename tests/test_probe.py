@@ -34,14 +34,6 @@ TRAIN = synthetic(20, 0)
 TEST = synthetic(15, 1)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: one thread is much faster on a shared machine
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def model():
     return train_autoencoder(TRAIN[0], steps=150)
