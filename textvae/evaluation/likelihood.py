@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from textvae.modeling import TextVAE
+from textvae.objectives import gaussian_kl
 from textvae.modeling.posterior import gaussian_log_prob, sample_gaussian, standard_normal_log_prob
 
 
@@ -28,7 +29,8 @@ def iw_log_likelihood(model: TextVAE, ids: Tensor, lengths: Tensor, num_samples:
         ``iw_ll`` (B,) the bound, ``elbo`` (B,) the single-sample-average ELBO over the same
         samples (E_q[log p(x|z)] − KL, with KL in closed form), ``elbo_mc`` (B,) the mean of the
         log weights (the Monte-Carlo ELBO of the same samples: ``iw_ll`` ≥ ``elbo_mc`` exactly,
-        by Jensen), ``rec`` (B,) mean −log p(x|z).
+        by Jensen), ``rec`` (B,) mean −log p(x|z), ``kl`` (B,) the closed-form KL, and the
+        posterior ``mu`` / ``logvar`` (B, D) the samples were drawn from.
     """
     if num_samples < 1:
         raise ValueError(f"the number of importance samples must be >= 1, got {num_samples}.")
@@ -47,6 +49,7 @@ def iw_log_likelihood(model: TextVAE, ids: Tensor, lengths: Tensor, num_samples:
         log_px_z.append(ll.view(k, b))
     log_w_all, log_px_z_all = torch.cat(log_w), torch.cat(log_px_z)  # (K, B)
     iw_ll = torch.logsumexp(log_w_all.float(), dim=0) - math.log(num_samples)
-    kl = 0.5 * (mu.float().pow(2) + logvar.float().exp() - 1.0 - logvar.float()).sum(-1)
+    kl = gaussian_kl(mu, logvar).sum(-1)
     rec = -log_px_z_all.mean(0)
-    return {"iw_ll": iw_ll, "elbo": -rec - kl, "elbo_mc": log_w_all.float().mean(0), "rec": rec}
+    return {"iw_ll": iw_ll, "elbo": -rec - kl, "elbo_mc": log_w_all.float().mean(0), "rec": rec, "kl": kl,
+            "mu": mu, "logvar": logvar}
