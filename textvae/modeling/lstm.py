@@ -6,7 +6,7 @@ from typing import Any, Optional
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import pack_padded_sequence
 
 from textvae.config import DecoderConfig, EncoderConfig, ModelConfig
 from textvae.modeling.outputs import VocabSpec
@@ -28,6 +28,13 @@ class LSTMEncoder(nn.Module):
     def forward(self, ids: Tensor, lengths: Tensor) -> Tensor:
         """ids (B, T), lengths (B,) → features (B, output_dim)."""
         x = self.embed_dropout(self.embed(ids))  # (B, T, E)
+        if not self.bidirectional:
+            # Right padding comes after every real step, so the state at step length−1 of an
+            # unpacked run is the packed run's final state: read it there. Unpacked is the fast
+            # path (oneDNN/cuDNN over the whole padded block, no host sync for the lengths).
+            out, _ = self.lstm(x)  # (B, T, H), the last layer
+            last = (lengths - 1).to(out.device).view(-1, 1, 1).expand(-1, 1, out.shape[-1])
+            return out.gather(1, last).squeeze(1)
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         _, (h, _) = self.lstm(packed)  # h: (layers·dirs, B, H), in the original batch order
         if self.bidirectional:
@@ -69,28 +76,30 @@ class LSTMDecoder(nn.Module):
         Args:
             ids: (B, T) decoder inputs (BOS first).
             z: (B, D) latent or None.
-            lengths: (B,) true lengths; padded steps are skipped (packed) when given.
+            lengths: (B,) true lengths, for scoring padded batches. Outputs at real positions
+                never depend on the right padding after them, so the LSTM runs over the whole
+                padded block (the fast oneDNN/cuDNN path, no host sync) and no state is returned.
             state: recurrent state from a previous call (incremental decoding); when None it
                 is built from z.
         Returns:
-            hidden (B, T, H) and the state after the last step.
+            hidden (B, T, H) and the state after the last step (None when ``lengths`` is given:
+            rows end at different steps; decode incrementally without ``lengths``).
         """
         x = self.embed_dropout(self.embed(ids))  # (B, T, E)
         if self.z_concat:
             x = torch.cat([x, z.unsqueeze(1).expand(-1, x.shape[1], -1).to(x.dtype)], dim=-1)
         if state is None:
             state = self.init_state(z, ids.shape[0])
-        if lengths is None:
-            out, state = self.lstm(x, state)
-            return self.output_dropout(out), state
-        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, state = self.lstm(packed, state)
-        out, _ = pad_packed_sequence(out, batch_first=True, total_length=ids.shape[1])
-        return self.output_dropout(out), state
+        out, state = self.lstm(x, state)
+        return self.output_dropout(out), (state if lengths is None else None)
 
     def project(self, hidden: Tensor) -> Tensor:
         """hidden (..., H) → logits (..., V)."""
         return self.output(hidden)
+
+    def output_layer(self) -> nn.Linear:
+        """The vocabulary projection that :meth:`project` applies (scored fused in training)."""
+        return self.output
 
     @staticmethod
     def reorder_state(state: Any, index: Tensor) -> Any:

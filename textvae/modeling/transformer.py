@@ -364,6 +364,10 @@ class TransformerDecoder(nn.Module):
         """hidden (..., H) → logits (..., V), through GPT-2's (usually tied) output layer."""
         return self.lm.lm_head(hidden)
 
+    def output_layer(self) -> nn.Linear:
+        """The vocabulary projection that :meth:`project` applies (scored fused in training)."""
+        return self.lm.lm_head
+
     def body_parameters(self) -> list[nn.Parameter]:
         """The language model's own weights: what ``model.freeze: [decoder]`` fixes (z's projection trains)."""
         return list(self.lm.parameters())

@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any, Optional
 
 import torch
-import torch.nn.functional as F
 from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 from torch import Tensor, nn
 
 from textvae.config import ConfigError, ModelConfig, build_dataclass
 from textvae.inference.api import LatentAPIMixin
+from textvae.modeling.linear_ce import linear_cross_entropy
 from textvae.modeling.outputs import VAEOutput, VocabSpec
 from textvae.modeling.posterior import GaussianHead, sample_gaussian
 from textvae.modeling.registry import decoder_class, encoder_class
@@ -102,7 +102,8 @@ class TextVAE(LatentAPIMixin, nn.Module):
                            generator: Optional[torch.Generator] = None) -> tuple[Tensor, Tensor]:
         """−log p(x|z) per sentence (B,) in fp32, and the number of predicted tokens.
 
-        The softmax runs over real (non-pad) positions only, and in fp32 even under autocast.
+        The softmax runs over real (non-pad) positions only, and in fp32 even under autocast
+        (the vocabulary matmul itself runs in the autocast dtype).
         """
         inputs, targets = ids[:, :-1], ids[:, 1:]  # (B, T-1) each
         target_lengths = lengths - 1  # tokens + EOS
@@ -110,8 +111,9 @@ class TextVAE(LatentAPIMixin, nn.Module):
             inputs = self.drop_words(inputs, target_lengths, word_dropout, generator)
         hidden, _ = self.decoder(inputs, z, target_lengths)  # (B, T-1, H)
         mask = torch.arange(inputs.shape[1], device=ids.device) < target_lengths.unsqueeze(1)
-        logits = self.decoder.project(hidden[mask]).float()  # (N, V), N = real target tokens
-        nll = F.cross_entropy(logits, targets[mask], reduction="none")
+        output = self.decoder.output_layer()
+        # (N,) over the N real target tokens; the (N, V) logits are never stored (linear_ce.py).
+        nll = linear_cross_entropy(hidden[mask], output.weight, output.bias, targets[mask])
         rows = torch.arange(ids.shape[0], device=ids.device).unsqueeze(1).expand_as(mask)[mask]
         rec = torch.zeros(ids.shape[0], device=ids.device, dtype=torch.float32).index_add_(0, rows, nll)
         return rec, mask.sum()
