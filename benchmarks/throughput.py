@@ -10,6 +10,8 @@ Measured on this machine, in this run, with the same thread count throughout:
 3. the same model written the straightforward way (``PaddedLSTMVAE`` below: no packing, no
    bucketing, softmax over every position including padding, ``.item()`` every step), so the
    trainer's speed-up is measured rather than assumed;
+   Each speed-up step of the trainer is also undone alone (``--ablations``: the fused softmax,
+   unpacked LSTMs, length bucketing, the fused optimizer), so what each step gains is measured;
 4. peak memory: the process's peak RSS (getrusage), and its growth during training (on CUDA:
    torch.cuda.max_memory_allocated);
 5. IW-NLL (K = 500) on PTB test as ``textvae evaluate`` computes it (batch 32, bucketed,
@@ -192,6 +194,66 @@ class PaddedLSTMVAE(nn.Module):
         return (nll * mask).sum(1), kl
 
 
+# --------------------------------------------------------------------------- ablations: one step undone
+
+
+def _unfused_softmax() -> None:
+    """The output layer as ``cross_entropy(linear(h))``: (N, V) logits stored, log-softmax and its
+    backward over them, the matmul in the autocast dtype and the softmax in fp32."""
+    import textvae.modeling.vae as vae
+
+    def linear_cross_entropy(hidden, weight, bias, targets, chunk_rows=None):
+        return F.cross_entropy(F.linear(hidden, weight, bias).float(), targets, reduction="none")
+
+    vae.linear_cross_entropy = linear_cross_entropy
+
+
+def _packed_lstm() -> None:
+    """Both LSTMs run on ``pack_padded_sequence`` (lengths copied to the host every call)."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    from textvae.modeling.lstm import LSTMDecoder, LSTMEncoder
+
+    def encoder_forward(self, ids, lengths):
+        x = self.embed_dropout(self.embed(ids))
+        _, (h, _) = self.lstm(pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False))
+        return torch.cat([h[-2], h[-1]], dim=-1) if self.bidirectional else h[-1]
+
+    plain_decoder_forward = LSTMDecoder.forward
+
+    def decoder_forward(self, ids, z, lengths=None, state=None):
+        if lengths is None:
+            return plain_decoder_forward(self, ids, z, None, state)
+        x = self.embed_dropout(self.embed(ids))
+        if self.z_concat:
+            x = torch.cat([x, z.unsqueeze(1).expand(-1, x.shape[1], -1).to(x.dtype)], dim=-1)
+        state = self.init_state(z, ids.shape[0]) if state is None else state
+        out, _ = self.lstm(pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False), state)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=ids.shape[1])
+        return self.output_dropout(out), None
+
+    LSTMEncoder.forward, LSTMDecoder.forward = encoder_forward, decoder_forward
+
+
+def _unfused_optimizer() -> None:
+    """AdamW as a loop of per-tensor ops (``fused=False, foreach=False``)."""
+    adamw = torch.optim.AdamW
+
+    def unfused(params, **kwargs):
+        return adamw(params, **{**kwargs, "fused": False, "foreach": False})
+
+    torch.optim.AdamW = unfused
+
+
+# name → (what is undone, how; recipe overrides)
+ABLATIONS: dict[str, tuple[str, Any, list[str]]] = {
+    "unfused_softmax": ("fused chunked softmax → cross_entropy(linear(h)) over stored logits", _unfused_softmax, []),
+    "packed_lstm": ("unpacked LSTMs → pack_padded_sequence", _packed_lstm, []),
+    "no_bucketing": ("length bucketing → shuffled batches", None, ["train.bucket=false"]),
+    "unfused_adamw": ("fused AdamW → per-tensor AdamW", _unfused_optimizer, []),
+}
+
+
 # --------------------------------------------------------------------------- workers (one subprocess each)
 
 
@@ -222,7 +284,12 @@ def train_worker(spec: dict[str, Any]) -> dict[str, Any]:
 
     warmup, steps = spec["warmup"], spec["steps"]
     total = warmup + steps
-    recipe = _recipe(spec["size"], [f"train.precision={spec['precision']}", f"train.max_steps={total}",
+    extra = []
+    if spec.get("ablation"):
+        _, undo, extra = ABLATIONS[spec["ablation"]]
+        if undo is not None:
+            undo()
+    recipe = _recipe(spec["size"], extra + [f"train.precision={spec['precision']}", f"train.max_steps={total}",
                                     f"train.log_every={warmup}", f"train.eval_every={total}", "train.eval_batches=1",
                                     f"train.save_every={10 * total}", "train.tensorboard=false",
                                     f"train.compile={str(spec['compile']).lower()}"])
@@ -323,7 +390,7 @@ def iw_worker(spec: dict[str, Any]) -> dict[str, Any]:
             "iw_nll_per_sentence": nll / sentences, "peak_rss_mib": _maxrss_mib()}
 
 
-WORKERS = {"train": train_worker, "baseline": baseline_worker, "iw": iw_worker}
+WORKERS = {"train": train_worker, "ablation": train_worker, "baseline": baseline_worker, "iw": iw_worker}
 
 
 def run_worker(spec: dict[str, Any], threads: int) -> dict[str, Any]:
@@ -370,7 +437,8 @@ def write_markdown(path: Path, command: str, info: dict[str, Any], peaks: dict[s
         achieved = r["tokens_per_s"] * r["flops_per_token"]
         mfu = achieved / peak[r["precision"]]
         r["mfu"] = mfu
-        impl = "textvae trainer" if r["kind"] == "train" else "padded baseline"
+        impl = {"train": "textvae trainer", "baseline": "padded baseline"}.get(r["kind"]) \
+            or f"trainer, undone: {ABLATIONS[r['ablation']][0]}"
         lines.append(f"| {r['size']} | {SIZES[r['size']][1]} | {r['precision']} | {impl} | {r['tokens_per_s']:,.0f} | "
                      f"{r['steps_per_s']:.2f} | {r['flops_per_token'] / 1e9:.4f} | {achieved / 1e9:.1f} | "
                      f"{mfu:.2f} | {r['peak_rss_mib']:,.0f} | {r['rss_growth_mib']:,.0f} |")
@@ -394,6 +462,18 @@ def write_markdown(path: Path, command: str, info: dict[str, Any], peaks: dict[s
             ratio = fp32["tokens_per_s"] / base["tokens_per_s"]
             lines.append(f"- {size}: trainer / padded baseline tokens/s (fp32) = {ratio:.2f} (target ≥ "
                          f"{TARGETS['baseline_speedup']}): {'met' if ratio >= TARGETS['baseline_speedup'] else 'not met'}.")
+    ablated = [r for r in runs if r["kind"] == "ablation"]
+    if ablated:
+        lines += ["", "## What each step gains", "",
+                  "Each row undoes one step of the trainer (everything else as shipped) in the same run; the "
+                  "gain is the full trainer's tokens/s over the undone one's.", "",
+                  "| size | precision | step undone | tokens/s undone | tokens/s full | gain |", "|---|---|---|---|---|---|"]
+        for r in ablated:
+            full = by.get(("train", r["size"], r["precision"]))
+            if full is not None:
+                lines.append(f"| {r['size']} | {r['precision']} | {ABLATIONS[r['ablation']][0]} | "
+                             f"{r['tokens_per_s']:,.0f} | {full['tokens_per_s']:,.0f} | "
+                             f"{full['tokens_per_s'] / r['tokens_per_s']:.2f}× |")
     if iw:
         lines += ["", "## IW-NLL evaluation time (PTB test, K = %d)" % args.iw_samples, "",
                   "As `textvae evaluate` computes it: batches of 32, bucketed; iw_log_likelihood with "
@@ -424,6 +504,9 @@ def main() -> None:
     p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16", "fp16"])
     p.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads (default: all)")
     p.add_argument("--no-baseline", action="store_true", help="skip the padded baseline")
+    p.add_argument("--ablations", nargs="*", default=list(ABLATIONS), choices=list(ABLATIONS),
+                   help="steps to undo one at a time, measuring what each gains (default: all; none: --ablations)")
+    p.add_argument("--ablation-sizes", nargs="+", default=["ptb"], choices=list(SIZES))
     p.add_argument("--compile", action="store_true", help="train with train.compile=true")
     p.add_argument("--matmul-sizes", nargs="+", type=int, default=[1024, 2048, 4096])
     p.add_argument("--iw-sentences", type=int, default=300,
@@ -458,6 +541,14 @@ def main() -> None:
         if size in BASELINE_SIZES and not args.no_baseline:
             runs.append(run_worker({"kind": "baseline", "size": size, "precision": "fp32", **common}, args.threads))
             print(f"{size} fp32 padded baseline: {runs[-1]['tokens_per_s']:,.0f} tokens/s", flush=True)
+        if size in args.ablation_sizes:
+            for precision in args.precisions:
+                for name in args.ablations:
+                    if name == "packed_lstm" and size == "transformer":
+                        continue
+                    runs.append(run_worker({"kind": "ablation", "ablation": name, "size": size,
+                                            "precision": precision, **common}, args.threads))
+                    print(f"{size} {precision} without {name}: {runs[-1]['tokens_per_s']:,.0f} tokens/s", flush=True)
 
     iw = []
     if args.iw_sentences or args.iw_full:

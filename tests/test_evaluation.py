@@ -153,6 +153,13 @@ def test_evaluate_kl_matches_closed_form(tiny_run):
             kl += gaussian_kl(mu, logvar).sum().item()
             n += batch.ids.shape[0]
     assert result["n_sentences"] == n and result["kl"] == pytest.approx(kl / n, rel=1e-5)
+    # bf16 autocast for the matmuls: the same numbers to a small fraction of a nat, sums still fp32
+    torch.manual_seed(0)
+    low = evaluate_model(model, loader, iw_samples=2, num_prior_samples=0, precision="bf16")
+    assert low["precision"] == "bf16" and result["precision"] == "fp32"
+    assert isinstance(low["iw_nll"], float) and math.isfinite(low["iw_nll"])
+    assert low["iw_nll"] == pytest.approx(result["iw_nll"], abs=0.5)
+    assert low["kl"] == pytest.approx(result["kl"], abs=0.05)
     with pytest.raises(EvaluationError, match=">= 1"):
         evaluate_model(model, loader, iw_samples=0)
     with pytest.raises(EvaluationError, match="empty"):
@@ -175,6 +182,7 @@ def test_lm_rows_have_exact_nll(tmp_path):
     (["evaluate", "{tmp}"], "neither a textvae run directory"),
     (["evaluate", "{run}", "--split", "dev"], "split 'dev' does not exist here; the splits are: train, validation, test"),
     (["evaluate", "{run}", "--iw-samples", "0"], "--iw-samples must be >= 1"),
+    (["evaluate", "{run}", "--precision", "fp16", "--device", "cpu"], "fp16 needs a CUDA device"),
     (["report", "{tmp}"], "not a textvae run directory"),
 ])
 def test_evaluate_bad_input(tiny_run, tmp_path, capsys, args, match):

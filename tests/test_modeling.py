@@ -137,3 +137,23 @@ def test_from_pretrained_errors(tmp_path):
 def test_unknown_decoder_kind_lists_registered():
     with pytest.raises(ValueError, match="registered kinds: lstm"):
         TextVAE(ModelConfig(decoder=DecoderConfig(kind="gru")), VOCAB)
+
+
+def test_unidirectional_encoder_reads_the_packed_final_state():
+    # The unidirectional LSTM runs over the padded block (fast path); its features must equal
+    # the final state of a packed run, which never sees the padding.
+    from torch.nn.utils.rnn import pack_padded_sequence
+
+    from textvae.modeling.lstm import LSTMEncoder
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(latent_dim=4, encoder=EncoderConfig(embed_dim=8, hidden_dim=12, num_layers=2))
+    encoder = LSTMEncoder(cfg.encoder, cfg, VOCAB).eval()
+    ids, lengths = batch()
+    features = encoder(ids, lengths)
+    packed = pack_padded_sequence(encoder.embed(ids), lengths, batch_first=True, enforce_sorted=False)
+    _, (h, _) = encoder.lstm(packed)
+    assert features.shape == (3, 12)
+    torch.testing.assert_close(features, h[-1])
+    # and padding values are irrelevant
+    torch.testing.assert_close(encoder(ids.masked_fill(ids == 0, 7), lengths), features)

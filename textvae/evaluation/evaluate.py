@@ -20,6 +20,7 @@ from textvae.evaluation.likelihood import iw_log_likelihood
 from textvae.evaluation.text_metrics import bleu, distinct_n, exact_match, self_bleu
 from textvae.modeling import TextVAE
 from textvae.objectives import mmd
+from textvae.training.precision import resolve_precision
 
 # The MMD reported as a metric uses one fixed kernel whatever the training objective used,
 # so rows of a comparison table are measured with the same ruler.
@@ -34,11 +35,13 @@ class EvaluationError(ValueError, TextVAEError):
 def evaluate_model(model: TextVAE, batches: Iterable[Any], iw_samples: int = 500, seed: int = 0,
                    au_threshold: float = 0.01, num_prior_samples: int = 100, max_decode_length: int = 60,
                    chunk_rows: int = 512, progress: bool = False,
-                   total: Optional[int] = None) -> dict[str, Any]:
+                   total: Optional[int] = None, precision: str = "fp32") -> dict[str, Any]:
     """Evaluate ``model`` on ``batches`` (textvae Batch objects of one split).
 
     Args:
         iw_samples: K for the importance-weighted bound (0 is refused; 1 gives the ELBO).
+        precision: ``fp32`` (the reference), or ``bf16``/``fp16`` autocast for the network's
+            matmuls; log-sum-exps, log-likelihood sums, KL, MI and MMD stay fp32 either way.
         au_threshold: the variance above which a latent dimension counts as active.
         num_prior_samples: sentences decoded from z ~ p(z) for distinct-n / self-BLEU.
         max_decode_length: token limit for reconstructions and samples.
@@ -52,6 +55,7 @@ def evaluate_model(model: TextVAE, batches: Iterable[Any], iw_samples: int = 500
     greedy, ancestral = DecodeConfig(method="greedy"), DecodeConfig(method="sample")
 
     device = model.device
+    autocast = resolve_precision(precision, device).autocast
     model.eval()
     gen = torch.Generator(device=device).manual_seed(seed)
     tok = model.tokenizer
@@ -68,16 +72,18 @@ def evaluate_model(model: TextVAE, batches: Iterable[Any], iw_samples: int = 500
         n_sent += b
         n_tok += int((lengths - 1).sum())
         if not model.is_vae:  # a language model's NLL is exact
-            rec, _ = model.reconstruction_nll(ids, lengths, None)
+            with autocast():
+                rec, _ = model.reconstruction_nll(ids, lengths, None)
             sums["iw_nll"] += rec.sum().item()
             sums["neg_elbo"] += rec.sum().item()
             sums["rec"] += rec.sum().item()
             continue
-        out = iw_log_likelihood(model, ids, lengths, iw_samples, chunk_rows, gen)
+        with autocast():
+            out = iw_log_likelihood(model, ids, lengths, iw_samples, chunk_rows, gen)
         sums["iw_nll"] -= out["iw_ll"].sum().item()
         sums["neg_elbo"] -= out["elbo"].sum().item()
         sums["rec"] += out["rec"].sum().item()
-        mu, logvar = out["mu"], out["logvar"]  # the encoder ran once, inside the IW pass
+        mu, logvar = out["mu"].float(), out["logvar"].float()  # the encoder ran once, inside the IW pass
         sums["kl"] += out["kl"].sum().item()
         z = mu + (0.5 * logvar).exp() * torch.randn(mu.shape, device=device, generator=gen)
         if b >= 2:
@@ -98,7 +104,7 @@ def evaluate_model(model: TextVAE, batches: Iterable[Any], iw_samples: int = 500
         "ppl": math.exp(sums["iw_nll"] / n_tok),
         "ppl_denominator": ("word tokens + one EOS per sentence" if word_level
                             else "subword tokens + one EOS per sentence (not comparable with word-level PPL)"),
-        "iw_samples": iw_samples if model.is_vae else 0,
+        "iw_samples": iw_samples if model.is_vae else 0, "precision": precision,
         "n_sentences": n_sent, "n_tokens": n_tok, "latent_dim": model.latent_dim if model.is_vae else 0,
     })
     result["iw_gap"] = result["neg_elbo"] - result["iw_nll"]

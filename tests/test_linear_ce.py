@@ -1,0 +1,114 @@
+"""The fused output softmax equals cross_entropy(linear(h)) in values and gradients."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from textvae.modeling.linear_ce import ROW_QUANTUM, linear_cross_entropy
+
+
+def operands(n=70, h=12, v=41, bias=True, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    hidden = torch.randn(n, h, generator=g, requires_grad=True)
+    weight = (torch.randn(v, h, generator=g) * 0.5).requires_grad_()
+    b = (torch.randn(v, generator=g)).requires_grad_() if bias else None
+    targets = torch.randint(0, v, (n,), generator=g)
+    return hidden, weight, b, targets
+
+
+def grads(loss, tensors):
+    return torch.autograd.grad(loss, [t for t in tensors if t is not None])
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("chunk_rows", [1, 16, 33, 1000])
+def test_values_and_gradients_match_cross_entropy(bias, chunk_rows):
+    hidden, weight, b, targets = operands(bias=bias)
+    ref = F.cross_entropy(F.linear(hidden, weight, b), targets, reduction="none")
+    out = linear_cross_entropy(hidden, weight, b, targets, chunk_rows=chunk_rows)
+    assert out.shape == (70,) and out.dtype == torch.float32
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    for a, e in zip(grads(out.sum() / 7, (hidden, weight, b)), grads(ref.sum() / 7, (hidden, weight, b))):
+        torch.testing.assert_close(a, e, rtol=1e-5, atol=1e-6)
+
+
+def test_unequal_row_weights_take_the_exact_path():
+    # The forward precomputes gradients for equal row weights; unequal ones must still be exact.
+    hidden, weight, b, targets = operands()
+    row_weight = torch.linspace(-1.0, 2.0, 70)
+    ref = F.cross_entropy(F.linear(hidden, weight, b), targets, reduction="none")
+    out = linear_cross_entropy(hidden, weight, b, targets, chunk_rows=32)
+    for a, e in zip(grads((out * row_weight).sum(), (hidden, weight, b)),
+                    grads((ref * row_weight).sum(), (hidden, weight, b))):
+        torch.testing.assert_close(a, e, rtol=1e-5, atol=1e-6)
+
+
+def test_row_padding_reaches_no_gradient():
+    # n not a multiple of ROW_QUANTUM: the zero padding rows must not add to the bias gradient.
+    n = ROW_QUANTUM + 3
+    hidden, weight, b, targets = operands(n=n)
+    out = linear_cross_entropy(hidden, weight, b, targets)
+    (gb,) = torch.autograd.grad(out.sum(), [b])
+    # Σ over rows of (softmax − one-hot) sums to zero over the vocabulary, row by row.
+    assert abs(gb.sum().item()) < 1e-4
+    ref = F.cross_entropy(F.linear(hidden, weight, b), targets, reduction="none")
+    (eb,) = torch.autograd.grad(ref.sum(), [b])
+    torch.testing.assert_close(gb, eb, rtol=1e-5, atol=1e-5)
+
+
+def test_tied_weights_accumulate_both_uses():
+    embed = torch.nn.Embedding(41, 12)
+    ids = torch.randint(0, 41, (30,))
+    targets = torch.randint(0, 41, (30,))
+    hidden = torch.tanh(embed(ids))
+    out = linear_cross_entropy(hidden, embed.weight, None, targets).sum()
+    (fused,) = torch.autograd.grad(out, [embed.weight])
+    hidden = torch.tanh(embed(ids))
+    ref = F.cross_entropy(F.linear(hidden, embed.weight), targets, reduction="sum")
+    (expected,) = torch.autograd.grad(ref, [embed.weight])
+    torch.testing.assert_close(fused, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_frozen_weight_gets_no_gradient_and_hidden_still_does():
+    hidden, weight, b, targets = operands()
+    weight.requires_grad_(False)
+    b.requires_grad_(False)
+    out = linear_cross_entropy(hidden, weight, b, targets)
+    out.sum().backward()
+    assert weight.grad is None and b.grad is None
+    h2 = hidden.detach().requires_grad_()
+    F.cross_entropy(F.linear(h2, weight, b), targets, reduction="sum").backward()
+    assert hidden.grad.abs().sum() > 0
+    torch.testing.assert_close(hidden.grad, h2.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_no_grad_scoring_returns_plain_tensor():
+    hidden, weight, b, targets = operands()
+    with torch.no_grad():
+        out = linear_cross_entropy(hidden, weight, b, targets, chunk_rows=8)
+    assert not out.requires_grad and out.grad_fn is None
+    torch.testing.assert_close(out, F.cross_entropy(F.linear(hidden, weight, b), targets, reduction="none").detach())
+
+
+def test_bf16_autocast_matches_autocast_reference_and_stays_fp32():
+    hidden, weight, b, targets = operands(n=100, h=64, v=300)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ref = F.cross_entropy(F.linear(hidden, weight, b).float(), targets, reduction="none")
+        out = linear_cross_entropy(hidden, weight, b, targets, chunk_rows=40)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
+    gw_fused = torch.autograd.grad(out.sum(), [weight])[0]
+    gw_ref = torch.autograd.grad(ref.sum(), [weight])[0]
+    assert gw_fused.dtype == torch.float32
+    torch.testing.assert_close(gw_fused, gw_ref, rtol=2e-2, atol=2e-2)  # bf16 matmuls on both sides
+
+
+def test_empty_input_and_shape_errors():
+    _, weight, b, _ = operands()
+    out = linear_cross_entropy(torch.zeros(0, 12, requires_grad=True), weight, b, torch.zeros(0, dtype=torch.long))
+    assert out.shape == (0,)
+    out.sum().backward()
+    with pytest.raises(ValueError, match=r"hidden must be \(N, H\)"):
+        linear_cross_entropy(torch.zeros(3, 2, 12), weight, b, torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match="chunk_rows must be >= 1"):
+        linear_cross_entropy(torch.zeros(3, 12), weight, b, torch.zeros(3, dtype=torch.long), chunk_rows=0)
