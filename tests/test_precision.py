@@ -127,3 +127,32 @@ def test_fp16_gradient_inf_at_every_scale_stops_once_the_scale_is_below_one(tmp_
     assert printed.count("fp16 gradient overflow") == 17 and trainer.overflow_total == 17
     assert re.findall(r"warning: step (\d+): non-finite", printed) == ["18", "19"]
     assert trainer.scaler.get_scale() == 2.0**-3
+
+
+@pytest.mark.parametrize("amx,expected", [(True, "bf16"), (False, "fp32")])
+def test_auto_precision_on_cpu_follows_bf16_matrix_units(monkeypatch, amx, expected):
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+    chosen = resolve_precision("auto", torch.device("cpu"))
+    assert chosen.name == expected
+    assert chosen.dtype == (torch.bfloat16 if amx else None) and not chosen.use_scaler
+
+
+def test_trainer_flushes_denormals_on_cpu_unless_told_not_to(tmp_path):
+    from textvae.training.precision import flush_denormals
+
+    try:
+        torch.set_flush_denormal(False)
+        tiny = torch.tensor([1e-39], dtype=torch.float32)  # made after: under FTZ it would be stored as 0
+        assert (tiny * 1.0).item() > 0  # a denormal survives IEEE arithmetic
+        recipe = tiny_recipe(extra=["train.max_steps=1"])
+        recipe.train.flush_denormal = False
+        Trainer(recipe, tmp_path / "a", progress=False).setup()
+        assert (tiny * 1.0).item() > 0
+        recipe.train.flush_denormal = True
+        Trainer(recipe, tmp_path / "b", progress=False).setup()
+        assert (tiny * 1.0).item() == 0.0  # flushed to zero
+        torch.set_flush_denormal(False)
+        flush_denormals(torch.device("meta"))  # not a CPU: leaves the mode alone
+        assert (tiny * 1.0).item() > 0
+    finally:
+        torch.set_flush_denormal(False)

@@ -45,17 +45,39 @@ class Precision:
         return torch.amp.GradScaler(self.device.type, enabled=self.use_scaler)
 
 
+def cpu_has_bf16_matrix_units() -> bool:
+    """Whether this CPU multiplies bf16 matrices in hardware (AMX tiles)."""
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private, hence the guard
+    try:
+        return bool(probe()) if probe is not None else False
+    except RuntimeError:
+        return False
+
+
+def flush_denormals(device: torch.device) -> None:
+    """Treat denormal floats as zero on CPU (FTZ/DAZ), as TensorFlow does by default.
+
+    Back-propagating through a long LSTM makes gradients decay through the denormal range
+    (below 1.2e-38), where x86 arithmetic takes a microcode path orders of magnitude slower:
+    fp32 training at the Yahoo size ran 2.8× slower without this. Values that small are zero
+    for every purpose here. It sets a per-process CPU mode, so it is opt-out
+    (``train.flush_denormal: false``)."""
+    if device.type == "cpu":
+        torch.set_flush_denormal(True)
+
+
 def resolve_precision(name: str, device: torch.device) -> Precision:
     """``fp32 | bf16 | fp16 | auto`` on ``device`` → a :class:`Precision`.
 
-    ``auto`` picks bf16 on CUDA devices that support it, else fp16 with a GradScaler, and fp32
-    on CPU (where bf16 autocast is only faster on CPUs with native bf16 matrix units).
+    ``auto`` picks bf16 on CUDA devices that support it, else fp16 with a GradScaler; on CPU,
+    bf16 where the CPU has bf16 matrix units (Intel AMX), else fp32: bf16 autocast is only faster
+    with them (1.5–6× measured, with the fp32 validation curve; benchmarks/results).
     """
     if name == "auto":
         if device.type == "cuda":
             name = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
         else:
-            name = "fp32"
+            name = "bf16" if cpu_has_bf16_matrix_units() else "fp32"
     if name == "fp32":
         return Precision(name, device, None, False)
     if name == "bf16":

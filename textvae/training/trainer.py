@@ -47,7 +47,7 @@ from textvae.training.distributed import (Replicas, all_gather_object, all_gathe
                                           local_batch_size, on_main,
                                           replicas_from_env, weights_digest)
 from textvae.training.metrics import MetricsLogger
-from textvae.training.precision import resolve_device, resolve_precision
+from textvae.training.precision import flush_denormals, resolve_device, resolve_precision
 from textvae.training.schedules import lr_multiplier
 from textvae.utils.io import DISK_FULL, atomic_write_json, atomic_write_text
 
@@ -57,7 +57,7 @@ BEST_DIR = "best"
 # Keys that may differ when resuming: extending a run is a normal thing to do.
 RESUMABLE_CHANGES = {("train", "max_steps"), ("train", "patience"), ("train", "eval_every"),
                      ("train", "save_every"), ("train", "log_every"), ("train", "keep_checkpoints"),
-                     ("train", "tensorboard"), ("train", "compile")}
+                     ("train", "tensorboard"), ("train", "compile"), ("train", "flush_denormal")}
 
 
 class TrainingError(RuntimeError, TextVAEError):
@@ -200,6 +200,8 @@ class Trainer:
         # builds the same initial model, which DDP then copies to every rank.
         seed_everything(cfg.seed + self.replicas.rank)
         self.precision = resolve_precision(cfg.precision, self.device)
+        if cfg.flush_denormal:
+            flush_denormals(self.device)
         for path in on_main(self.replicas, lambda: clean_leftovers(self.run_dir)):
             self._say(f"removed {path}, left over by an interrupted write.")
         self.checkpoint, restored = self._find_checkpoint() if self.resume else (None, None)
