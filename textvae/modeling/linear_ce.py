@@ -38,12 +38,13 @@ def _compute_dtype(x: Tensor) -> torch.dtype:
 
 
 def _chunk(h: Tensor, weight: Tensor, bias: Optional[Tensor], targets: Tensor, work: Tensor,
-           want_grad: bool) -> tuple[Tensor, Optional[Tensor]]:
-    """One chunk of rows: nll (n,) fp32 and, when wanted, softmax − one-hot (n, V) fp32.
+           want_grad: bool, grad_out: Optional[Tensor] = None) -> tuple[Tensor, Optional[Tensor]]:
+    """One chunk of rows: nll (n,) fp32 and, when wanted, softmax − one-hot (n, V).
 
     The matmul (and the bias, as under autocast) runs in the operands' dtype; its result is turned
-    into log-probabilities and then the gradient in place in ``work`` (fp32, reused by every
-    chunk: no allocation per chunk), which the returned gradient is a view of.
+    into fp32 log-probabilities in ``work`` (reused by every chunk: no allocation per chunk). The
+    gradient is written to ``grad_out`` (any float dtype: the softmax is computed in fp32 and
+    rounded once, on the way out), or else in place in ``work``.
     """
     buf = work[:h.shape[0]]
     if bias is None:
@@ -62,7 +63,8 @@ def _chunk(h: Tensor, weight: Tensor, bias: Optional[Tensor], targets: Tensor, w
     # exp of a log-probability below −87 is a denormal float, and an fp32 matmul fed denormals
     # runs up to 200× slower on x86 unless denormals are flushed (train.flush_denormal). Such
     # probabilities are < 2e-38: flooring them at e^LOGP_FLOOR changes no gradient visibly.
-    grad = buf.clamp_(min=LOGP_FLOOR).exp_()
+    buf.clamp_(min=LOGP_FLOOR)
+    grad = buf.exp_() if grad_out is None else torch.exp(buf, out=grad_out)
     grad.scatter_add_(1, index, grad.new_full(index.shape, -1.0))
     return nll, grad
 
@@ -91,15 +93,14 @@ def _score(hidden: Tensor, weight: Tensor, bias: Optional[Tensor], targets: Tens
     grad_logits = torch.empty(rows_total, vocab, dtype=dtype, device=h.device) if want_grad and low else None
     for s in range(0, rows_total, chunk_rows):
         rows = slice(s, s + chunk_rows)
-        nll[rows], g = _chunk(h[rows], w, bias, t[rows], work, want_grad)
+        nll[rows], g = _chunk(h[rows], w, bias, t[rows], work, want_grad,
+                              grad_logits[rows] if grad_logits is not None else None)
         if g is None:
             continue
         if s + chunk_rows > n:  # padding rows must not reach the bias gradient
             g[max(n - s, 0):] = 0.0
         if grad_b is not None:
-            grad_b += g.sum(0)
-        if low:
-            g = grad_logits[rows].copy_(g)
+            grad_b += g.sum(0, dtype=torch.float32)
         if grad_h is not None:  # per chunk: few distinct shapes, whose oneDNN kernels stay cached
             torch.mm(g, w, out=grad_h[rows])
         if grad_w is not None:
