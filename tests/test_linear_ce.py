@@ -108,7 +108,31 @@ def test_empty_input_and_shape_errors():
     out = linear_cross_entropy(torch.zeros(0, 12, requires_grad=True), weight, b, torch.zeros(0, dtype=torch.long))
     assert out.shape == (0,)
     out.sum().backward()
+    assert torch.equal(weight.grad, torch.zeros_like(weight)) and torch.equal(b.grad, torch.zeros_like(b))
     with pytest.raises(ValueError, match=r"hidden must be \(N, H\)"):
         linear_cross_entropy(torch.zeros(3, 2, 12), weight, b, torch.zeros(3, dtype=torch.long))
     with pytest.raises(ValueError, match="chunk_rows must be >= 1"):
         linear_cross_entropy(torch.zeros(3, 12), weight, b, torch.zeros(3, dtype=torch.long), chunk_rows=0)
+
+
+@pytest.mark.parametrize("flush", [True, False])
+def test_a_target_far_below_the_top_logit_keeps_an_exact_finite_loss(flush):
+    # Targets whose probability is below the smallest float (e^-300): the loss comes from the
+    # log-softmax, so it stays finite and exact, denormals flushed or not; the gradient
+    # (softmax − one-hot) is unchanged by flooring probabilities below e^-80.
+    hidden, weight, b, targets = operands(n=6, h=4, v=9)
+    with torch.no_grad():
+        hidden.mul_(0).add_(torch.eye(6, 4) * 50.0)
+        weight.copy_(torch.randn(9, 4, generator=torch.Generator().manual_seed(1)) * 3.0)
+    ref64 = F.cross_entropy(F.linear(hidden.double(), weight.double(), b.double()), targets, reduction="none")
+    assert ref64.max() > 200  # several targets lie far beyond e^-87
+    try:
+        torch.set_flush_denormal(flush)
+        out = linear_cross_entropy(hidden, weight, b, targets, chunk_rows=4)
+        torch.testing.assert_close(out.double(), ref64, rtol=1e-5, atol=1e-3)
+        got = grads(out.sum(), (hidden, weight, b))
+    finally:
+        torch.set_flush_denormal(False)
+    ref = F.cross_entropy(F.linear(hidden, weight, b), targets, reduction="none")
+    for a, e in zip(got, grads(ref.sum(), (hidden, weight, b))):
+        torch.testing.assert_close(a, e, rtol=1e-5, atol=1e-5)

@@ -129,12 +129,14 @@ def test_fp16_gradient_inf_at_every_scale_stops_once_the_scale_is_below_one(tmp_
     assert trainer.scaler.get_scale() == 2.0**-3
 
 
-@pytest.mark.parametrize("amx,expected", [(True, "bf16"), (False, "fp32")])
-def test_auto_precision_on_cpu_follows_bf16_matrix_units(monkeypatch, amx, expected):
+@pytest.mark.parametrize("amx,avx512_bf16,expected", [(True, False, "bf16"), (False, True, "bf16"),
+                                                      (False, False, "fp32")])
+def test_auto_precision_on_cpu_follows_bf16_hardware(monkeypatch, amx, avx512_bf16, expected):
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
     chosen = resolve_precision("auto", torch.device("cpu"))
     assert chosen.name == expected
-    assert chosen.dtype == (torch.bfloat16 if amx else None) and not chosen.use_scaler
+    assert chosen.dtype == (torch.bfloat16 if expected == "bf16" else None) and not chosen.use_scaler
 
 
 def test_trainer_flushes_denormals_on_cpu_unless_told_not_to(tmp_path):

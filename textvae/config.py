@@ -355,8 +355,8 @@ class TrainConfig:
     """Cosine/linear decay end point as a fraction of ``lr``."""
     clip_norm: Optional[float] = 5.0
     precision: Literal["fp32", "bf16", "fp16", "auto"] = "fp32"
-    """``auto``: bf16 (or fp16 + GradScaler) on CUDA; on CPU bf16 where it has bf16 matrix units
-    (Intel AMX), else fp32."""
+    """``auto``: bf16 (or fp16 + GradScaler) on CUDA; on CPU bf16 where it does bf16 arithmetic in
+    hardware (Intel AMX, AVX512-BF16), else fp32."""
     flush_denormal: bool = True
     """On CPU, treat denormal floats (< 1.2e-38) as zero: gradients decaying through a long LSTM
     otherwise hit x86's slow denormal path (2.8× slower fp32 training at the Yahoo size)."""
