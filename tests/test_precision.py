@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -21,7 +23,7 @@ from textvae.training.checkpoint import load_trainer_state
 from textvae.training.metrics import read_metrics
 from textvae.training.precision import Precision, resolve_precision
 
-from test_training import tiny_recipe
+from test_training import REPO, tiny_recipe
 
 SENTENCES = ["the cat sat on the mat", "a dog ran far away from home", "the old man and the sea",
              "colourless green ideas sleep furiously", "time flies like an arrow", "fruit flies like a banana"]
@@ -158,3 +160,22 @@ def test_trainer_flushes_denormals_on_cpu_unless_told_not_to(tmp_path):
         assert (tiny * 1.0).item() > 0
     finally:
         torch.set_flush_denormal(False)
+
+
+def test_textvae_train_flushes_denormals_on_every_torch_thread(tmp_path):
+    # The FTZ/DAZ mode belongs to a CPU thread: torch's worker threads have it only when they
+    # start after the trainer sets it. A fresh process with two threads, as `textvae train` runs.
+    script = f"""
+import sys, torch
+sys.path.insert(0, {str(REPO / "tests")!r})
+torch.set_num_threads(2)
+from test_training import TINY
+from textvae.cli import main
+assert main(["train", {str(REPO / "recipes/quickstart.yaml")!r}, *TINY, "train.max_steps=1",
+             "--output", {str(tmp_path / "run")!r}, "--no-progress"]) == 0
+probe = torch.full((8 * 32768,), 1e-39)  # split across both threads
+print("DENORMALS_LEFT", int((probe * 1.0).count_nonzero()))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "DENORMALS_LEFT 0" in done.stdout

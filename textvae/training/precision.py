@@ -68,8 +68,12 @@ def flush_denormals(device: torch.device) -> None:
     Back-propagating through a long LSTM makes gradients decay through the denormal range
     (below 1.2e-38), where x86 arithmetic takes a microcode path orders of magnitude slower:
     fp32 training at the Yahoo size ran 2.8× slower without this. Values that small are zero
-    for every purpose here. It sets a per-process CPU mode, so it is opt-out
-    (``train.flush_denormal: false``)."""
+    for every purpose here. It is opt-out (``train.flush_denormal: false``).
+
+    The mode is a CPU thread's (MXCSR): it reaches torch's worker threads only if they are
+    started after this call, as they are when ``textvae train`` calls it first thing (checked in
+    tests/test_precision.py); in a process that has already run parallel torch work, only the
+    calling thread flushes."""
     if device.type == "cpu":
         torch.set_flush_denormal(True)
 
