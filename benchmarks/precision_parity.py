@@ -14,7 +14,7 @@ trainer's (CUDA when available).
 
     python benchmarks/precision_parity.py                                    # PTB MMD-VAE, 2 seeds
     python benchmarks/precision_parity.py --steps 200 --seeds 0 --iw-sentences 50   # a quick look
-    python benchmarks/precision_parity.py --output benchmarks/results/precision_parity_cpu.md
+    python benchmarks/precision_parity.py --output benchmarks/results/precision_parity_cpu_epyc.md
 """
 
 from __future__ import annotations

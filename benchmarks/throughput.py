@@ -29,7 +29,7 @@ Each measurement runs in a fresh subprocess, so peak RSS is its own. Sizes:
     python benchmarks/throughput.py                                    # everything (tens of minutes on 2 cores)
     python benchmarks/throughput.py --steps 20 --sizes ptb --precisions fp32 --iw-sentences 0   # a quick look
     python benchmarks/throughput.py --iw-full                          # IW-NLL on all of PTB test
-    python benchmarks/throughput.py --output benchmarks/results/throughput_cpu.md
+    python benchmarks/throughput.py --output benchmarks/results/throughput_cpu_epyc.md
 """
 
 from __future__ import annotations
