@@ -398,6 +398,16 @@ def iw_worker(spec: dict[str, Any]) -> dict[str, Any]:
 WORKERS = {"train": train_worker, "ablation": train_worker, "baseline": baseline_worker, "iw": iw_worker}
 
 
+def run_repeated(spec: dict[str, Any], threads: int, repeats: int) -> dict[str, Any]:
+    """``repeats`` fresh measurements of one training spec, one after another: the row reports
+    the median tokens/s (a shared 2-core machine moves single figures by up to ±10 %), and the
+    spread."""
+    results = [run_worker(spec, threads) for _ in range(repeats)]
+    ranked = sorted(results, key=lambda r: r["tokens_per_s"])
+    median = ranked[(len(ranked) - 1) // 2]  # a measured run, not an average of two
+    return {**median, "repeats": [r["tokens_per_s"] for r in results]}
+
+
 def run_worker(spec: dict[str, Any], threads: int) -> dict[str, Any]:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1",
            "TOKENIZERS_PARALLELISM": "false"}
@@ -410,6 +420,15 @@ def run_worker(spec: dict[str, Any], threads: int) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- report
+
+
+def _mfu_range(run: dict[str, Any], peak: float) -> str:
+    """min–max MFU over a row's repeated measurements (— for a single one)."""
+    repeats = run.get("repeats", [])
+    if len(repeats) < 2:
+        return "—"
+    low, high = (x * run["flops_per_token"] / peak for x in (min(repeats), max(repeats)))
+    return f"{low:.2f}–{high:.2f} ({len(repeats)} runs)"
 
 
 def write_markdown(path: Path, command: str, info: dict[str, Any], peaks: dict[str, dict[int, float]],
@@ -434,10 +453,11 @@ def write_markdown(path: Path, command: str, info: dict[str, Any], peaks: dict[s
               "recipe's corpus. tokens/s counts non-pad target tokens (words + EOS). Model FLOPs per token are "
               "counted analytically (matmuls of the LSTM gates / attention / FFN and the output projection, "
               "× 3 for forward + backward); MFU = tokens/s × FLOPs per token ÷ the best matmul GFLOP/s of the same "
-              "dtype above. Peak RSS is the measuring process's; growth is its rise during training.", "",
+              "dtype above. Peak RSS is the measuring process's; growth is its rise during training. With "
+              "--repeats, a trainer row is the median of that many fresh measurements and MFU range their spread.", "",
               "| size | model | precision | implementation | tokens/s | steps/s | model GFLOP/token | achieved "
-              "GFLOP/s | MFU | peak RSS MiB | RSS growth MiB |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "GFLOP/s | MFU | MFU range | peak RSS MiB | RSS growth MiB |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
         achieved = r["tokens_per_s"] * r["flops_per_token"]
         mfu = achieved / peak[r["precision"]]
@@ -446,7 +466,8 @@ def write_markdown(path: Path, command: str, info: dict[str, Any], peaks: dict[s
             or f"trainer, undone: {ABLATIONS[r['ablation']][0]}"
         lines.append(f"| {r['size']} | {SIZES[r['size']][1]} | {r['precision']} | {impl} | {r['tokens_per_s']:,.0f} | "
                      f"{r['steps_per_s']:.2f} | {r['flops_per_token'] / 1e9:.4f} | {achieved / 1e9:.1f} | "
-                     f"{mfu:.2f} | {r['peak_rss_mib']:,.0f} | {r['rss_growth_mib']:,.0f} |")
+                     f"{mfu:.2f} | {_mfu_range(r, peak[r['precision']])} | {r['peak_rss_mib']:,.0f} | "
+                     f"{r['rss_growth_mib']:,.0f} |")
     lines += ["", "## Against the targets", ""]
     by = {(r["kind"], r["size"], r["precision"]): r for r in runs}
     for size in SIZES:
@@ -455,8 +476,9 @@ def write_markdown(path: Path, command: str, info: dict[str, Any], peaks: dict[s
             continue
         if size in BASELINE_SIZES:
             met = fp32["mfu"] >= TARGETS["mfu_fp32"]
-            lines.append(f"- {size}: fp32 MFU {fp32['mfu']:.2f} (target ≥ {TARGETS['mfu_fp32']}): "
-                         f"{'met' if met else 'not met'}.")
+            spread = _mfu_range(fp32, peak["fp32"])
+            lines.append(f"- {size}: fp32 MFU {fp32['mfu']:.2f}" + (f" (median; {spread})" if spread != "—" else "")
+                         + f" (target ≥ {TARGETS['mfu_fp32']}): {'met' if met else 'not met'}.")
         bf16 = by.get(("train", size, "bf16"))
         if bf16 is not None:
             ratio = bf16["tokens_per_s"] / fp32["tokens_per_s"]
@@ -508,6 +530,8 @@ def main() -> None:
     p.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
     p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16", "fp16"])
     p.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads (default: all)")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="measure each trainer row this many times and report the median and the range")
     p.add_argument("--no-baseline", action="store_true", help="skip the padded baseline")
     p.add_argument("--ablations", nargs="*", default=list(ABLATIONS), choices=list(ABLATIONS),
                    help="steps to undo one at a time, measuring what each gains (default: all; none: --ablations)")
@@ -542,7 +566,8 @@ def main() -> None:
     common = {"steps": args.steps, "warmup": args.warmup, "compile": args.compile}
     for size in args.sizes:
         for precision in args.precisions:
-            runs.append(run_worker({"kind": "train", "size": size, "precision": precision, **common}, args.threads))
+            runs.append(run_repeated({"kind": "train", "size": size, "precision": precision, **common}, args.threads,
+                                     args.repeats))
             print(f"{size} {precision} trainer: {runs[-1]['tokens_per_s']:,.0f} tokens/s", flush=True)
         if size in BASELINE_SIZES and not args.no_baseline:
             runs.append(run_worker({"kind": "baseline", "size": size, "precision": "fp32", **common}, args.threads))
