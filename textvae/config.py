@@ -382,7 +382,9 @@ class TrainConfig:
     tensorboard: bool = True
     compile: bool = False
     """Run the training forward through ``torch.compile`` (the first steps are slow while it compiles;
-    worth it on GPUs for long runs). Validation, evaluation and saved models are unaffected."""
+    meant for GPUs and long runs). Validation, evaluation and saved models are unaffected. On CPU it
+    does not pay: after 30 warm-up steps the PTB-size LSTM trained at 7,026 tokens/s compiled against
+    7,500–7,800 eager on 2 cores (the step is matmul-bound; every new batch shape recompiles)."""
 
     def __post_init__(self) -> None:
         _check_positive("train", max_steps=self.max_steps, batch_size=self.batch_size,
