@@ -547,6 +547,8 @@ def main() -> None:
     p.add_argument("--output", type=Path, help="markdown results file (a .json beside it)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.repeats < 1:
+        p.error(f"--repeats must be >= 1, got {args.repeats}")
     torch.set_num_threads(args.threads)
     if args.worker:
         spec = json.loads(args.worker)

@@ -83,7 +83,7 @@ def resolve_precision(name: str, device: torch.device) -> Precision:
 
     ``auto`` picks bf16 on CUDA devices that support it, else fp16 with a GradScaler; on CPU,
     bf16 where the CPU does bf16 arithmetic in hardware (Intel AMX, AVX512-BF16), else fp32: bf16
-    autocast is only faster with it (1.8–2.3× measured on both kinds, with the fp32 validation
+    autocast is only faster with it (1.4–2.3× measured on both kinds, with the fp32 validation
     curve; benchmarks/results).
     """
     if name == "auto":
