@@ -46,7 +46,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
@@ -422,13 +422,17 @@ def run_worker(spec: dict[str, Any], threads: int) -> dict[str, Any]:
 # --------------------------------------------------------------------------- report
 
 
-def _mfu_range(run: dict[str, Any], peak: float) -> str:
-    """min–max MFU over a row's repeated measurements (— for a single one)."""
+def _mfu(tokens_per_s: float, run: dict[str, Any], peak: float) -> float:
+    """Achieved model FLOP/s of ``run`` at ``tokens_per_s`` over the measured matmul ``peak``."""
+    return tokens_per_s * run["flops_per_token"] / peak
+
+
+def _mfu_range(run: dict[str, Any], peak: float) -> Optional[str]:
+    """min–max MFU over a row's repeated measurements; None for a single one."""
     repeats = run.get("repeats", [])
     if len(repeats) < 2:
-        return "—"
-    low, high = (x * run["flops_per_token"] / peak for x in (min(repeats), max(repeats)))
-    return f"{low:.2f}–{high:.2f} ({len(repeats)} runs)"
+        return None
+    return f"{_mfu(min(repeats), run, peak):.2f}–{_mfu(max(repeats), run, peak):.2f} ({len(repeats)} runs)"
 
 
 def write_markdown(path: Path, command: str, info: dict[str, Any], peaks: dict[str, dict[int, float]],
@@ -460,13 +464,13 @@ def write_markdown(path: Path, command: str, info: dict[str, Any], peaks: dict[s
               "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
         achieved = r["tokens_per_s"] * r["flops_per_token"]
-        mfu = achieved / peak[r["precision"]]
+        mfu = _mfu(r["tokens_per_s"], r, peak[r["precision"]])
         r["mfu"] = mfu
         impl = {"train": "textvae trainer", "baseline": "padded baseline"}.get(r["kind"]) \
             or f"trainer, undone: {ABLATIONS[r['ablation']][0]}"
         lines.append(f"| {r['size']} | {SIZES[r['size']][1]} | {r['precision']} | {impl} | {r['tokens_per_s']:,.0f} | "
                      f"{r['steps_per_s']:.2f} | {r['flops_per_token'] / 1e9:.4f} | {achieved / 1e9:.1f} | "
-                     f"{mfu:.2f} | {_mfu_range(r, peak[r['precision']])} | {r['peak_rss_mib']:,.0f} | "
+                     f"{mfu:.2f} | {_mfu_range(r, peak[r['precision']]) or '—'} | {r['peak_rss_mib']:,.0f} | "
                      f"{r['rss_growth_mib']:,.0f} |")
     lines += ["", "## Against the targets", ""]
     by = {(r["kind"], r["size"], r["precision"]): r for r in runs}
@@ -477,7 +481,7 @@ def write_markdown(path: Path, command: str, info: dict[str, Any], peaks: dict[s
         if size in BASELINE_SIZES:
             met = fp32["mfu"] >= TARGETS["mfu_fp32"]
             spread = _mfu_range(fp32, peak["fp32"])
-            lines.append(f"- {size}: fp32 MFU {fp32['mfu']:.2f}" + (f" (median; {spread})" if spread != "—" else "")
+            lines.append(f"- {size}: fp32 MFU {fp32['mfu']:.2f}" + (f" (median; {spread})" if spread else "")
                          + f" (target ≥ {TARGETS['mfu_fp32']}): {'met' if met else 'not met'}.")
         bf16 = by.get(("train", size, "bf16"))
         if bf16 is not None:

@@ -23,7 +23,8 @@ from textvae.training.checkpoint import load_trainer_state
 from textvae.training.metrics import read_metrics
 from textvae.training.precision import Precision, resolve_precision
 
-from test_training import REPO, tiny_recipe
+from conftest import REPO
+from test_training import tiny_recipe
 
 SENTENCES = ["the cat sat on the mat", "a dog ran far away from home", "the old man and the sea",
              "colourless green ideas sleep furiously", "time flies like an arrow", "fruit flies like a banana"]
