@@ -75,10 +75,18 @@ def straight8(tmp_path_factory) -> Path:
     return out
 
 
+# Killed, resumed and straight runs all compute with the same threads: CPU kernels split their
+# sums by thread, so a straight run with another count is another run (tested apart below).
+THREADS = ["--threads", "2"]
+
+
 @pytest.fixture(scope="module")
 def straight_long(tmp_path_factory) -> Path:
+    """The uninterrupted run the stopped ones must match: the same CLI, the same 2 threads."""
     out = tmp_path_factory.mktemp("straight_long") / "run"
-    train(tiny_recipe(extra=LONG), out, progress=False)
+    done = subprocess.run([sys.executable, "-m", "textvae", *cli_args(out, *LONG), *THREADS], cwd=REPO, env=ENV,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
     return out
 
 
@@ -215,7 +223,7 @@ def test_resume_with_no_readable_checkpoint_fails_clearly(tmp_path, capsys):
 
 
 def _start(out: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "textvae", *cli_args(out, *LONG)], cwd=REPO, env=ENV,
+    return subprocess.Popen([sys.executable, "-m", "textvae", *cli_args(out, *LONG), *THREADS], cwd=REPO, env=ENV,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -245,30 +253,75 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, straight_long):
     last = int(checkpoint_dirs(out)[-1].name.split("-")[1])
     assert max(r["step"] for r in read_metrics(out)) >= last  # rows past the checkpoint get purged on resume
 
+    # No --threads: resuming takes the count the run recorded, so it is exact without being told.
     resumed = subprocess.run([sys.executable, "-m", "textvae", *cli_args(out, *LONG), "--resume"], cwd=REPO,
                              env=ENV, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert re.search(r"device cpu \(.*, 2 threads\); precision fp32", resumed.stdout), resumed.stdout
     assert_same_run(out, straight_long)
 
 
-def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(tmp_path, straight_long):
+@pytest.mark.parametrize("sig,status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_saves_a_checkpoint_exits_nonzero_and_resume_finishes(tmp_path, straight_long, sig, status):
     out = tmp_path / "run"
     proc = _start(out)
     _wait_for_checkpoint(proc, out)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     printed, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 0, printed
-    found = re.search(r"SIGTERM received: saved checkpoint at step (\d+)\. Resume with: textvae train "
+    # Not 0: `textvae train … && textvae evaluate …` must not go on with a half-trained model.
+    assert proc.returncode == status, printed
+    found = re.search(rf"{sig.name} received: saved checkpoint at step (\d+)\. Resume with: textvae train "
                       r"(\S+recipe\.yaml) --output (\S+) --resume", printed)
     assert found, printed
     step = int(found[1])
-    assert "(interrupted: resume with --resume)" in printed and "Traceback" not in printed
+    assert re.search(rf"interrupted at step {step} after [\d.]+ s: the checkpoint is saved and no model/ was "
+                     r"written\. Finish the run with: textvae train \S+recipe\.yaml --output \S+ --resume",
+                     printed), printed
+    assert "Traceback" not in printed
     assert checkpoint_dirs(out)[-1].name == f"step-{step:08d}"
+    assert not (out / "model").exists(), "an interrupted run must not look finished"
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["interrupted"] is True and summary["step"] == step
-    # The printed command works as printed (run in-process here, to save a start-up).
+    assert summary["interrupted"] is True and summary["step"] == step and summary["stop_signal"] == sig.name
+    assert summary["threads"] == 2
+    if sig is signal.SIGINT:
+        return
+    # The printed command works as printed (run in-process here, to save a start-up); it takes
+    # the run's 2 threads and gives this process back its own.
+    threads_before = torch.get_num_threads()
     assert main(["train", found[2], "--output", found[3], "--resume", "--no-progress"]) == 0
+    assert torch.get_num_threads() == threads_before
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["interrupted"] is False and (out / "model" / "config.json").is_file()
     assert_same_run(out, straight_long)
+
+
+def test_resume_with_other_threads_is_refused_unless_allowed(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = cli_args(out, *SHORT, "train.max_steps=2")
+    assert main([*args, "--threads", "1"]) == 0
+    state = load_trainer_state(checkpoint_dirs(out)[-1])
+    assert state["numerics"]["threads"] == 1 and state["numerics"]["precision"] == "fp32"
+    assert state["numerics"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    capsys.readouterr()
+    longer = cli_args(out, *SHORT, "train.max_steps=4")
+    assert main([*longer, "--resume", "--threads", "2"]) == 2
+    err = capsys.readouterr().err
+    assert ("--resume: " + str(out) + " was trained with 1 thread(s) and --threads asks for 2. CPU kernels split "
+            "their sums by thread, so the resumed run would differ from an uninterrupted one. Resume with "
+            "--threads 1 (or without --threads, which uses the recorded count), or pass "
+            "--allow-different-threads to accept a different result.") in " ".join(err.split()), err
+    assert checkpoint_dirs(out)[-1].name == "step-00000002"  # nothing was trained or written
+    assert main([*longer, "--resume", "--threads", "2", "--allow-different-threads"]) == 0
+    printed = capsys.readouterr().out
+    assert "warning: --resume with 2 thread(s), but the run was trained with 1: the result will differ" in printed
+    assert load_trainer_state(checkpoint_dirs(out)[-1])["numerics"]["threads"] == 2
+    assert torch.get_num_threads() == 1  # the test process keeps its own count
+
+
+def test_threads_below_one_is_refused(tmp_path, capsys):
+    assert main([*cli_args(tmp_path / "run", "train.max_steps=1"), "--threads", "0"]) == 2
+    assert "--threads must be >= 1, got 0." in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
 
 
 def test_purge_drops_rows_past_the_checkpoint_and_a_partial_line(tmp_path):

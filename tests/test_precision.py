@@ -135,6 +135,7 @@ def test_fp16_gradient_inf_at_every_scale_stops_once_the_scale_is_below_one(tmp_
 @pytest.mark.parametrize("amx,avx512_bf16,expected", [(True, False, "bf16"), (False, True, "bf16"),
                                                       (False, False, "fp32")])
 def test_auto_precision_on_cpu_follows_bf16_hardware(monkeypatch, amx, avx512_bf16, expected):
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)  # CI runs the suite once under a cap
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
     chosen = resolve_precision("auto", torch.device("cpu"))
@@ -180,3 +181,95 @@ print("DENORMALS_LEFT", int((probe * 1.0).count_nonzero()))
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "DENORMALS_LEFT 0" in done.stdout
+
+
+@pytest.mark.parametrize("cap,expected", [("AVX2", "fp32"), ("AVX512_CORE", "fp32"), ("AVX512_CORE_BF16", "bf16"),
+                                          ("AVX512_CORE_AMX", "bf16"), ("", "bf16")])
+def test_auto_precision_honours_an_isa_cap(monkeypatch, cap, expected):
+    # The probes read the CPU's flags; under ONEDNN_MAX_CPU_ISA below bf16 the kernels cannot use them.
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    assert resolve_precision("auto", torch.device("cpu")).name == expected
+
+
+# --------------------------------------------------------------------------- bf16 on CPUs without bf16 LSTM kernels
+
+
+def test_the_lstm_bf16_probe_tells_the_truth():
+    # Whatever this CPU is: the probe says no exactly when oneDNN refuses a bf16 LSTM.
+    from textvae.utils.cpu import lstm_bf16_supported
+
+    lstm = torch.nn.LSTM(8, 8, batch_first=True)
+    try:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            out, _ = lstm(torch.randn(2, 3, 8))
+        raised = None
+    except RuntimeError as err:
+        raised = str(err)
+    assert lstm_bf16_supported() == (raised is None), raised
+    if raised is not None:
+        assert "primitive descriptor for the LSTM" in raised  # the error run_lstm exists to avoid
+    else:
+        assert out.dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_run_lstm_without_a_bf16_kernel_runs_the_recurrence_in_fp32(monkeypatch, packed):
+    import textvae.modeling.lstm as lstm_module
+    from torch.nn.utils.rnn import pack_padded_sequence
+
+    monkeypatch.setattr(lstm_module, "lstm_bf16_supported", lambda: False)
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(8, 6, batch_first=True, bidirectional=packed)
+    x = torch.randn(3, 5, 8)
+    state = None if packed else (torch.randn(1, 3, 6).bfloat16(), torch.randn(1, 3, 6).bfloat16())
+    arg = pack_padded_sequence(x, torch.tensor([5, 3, 2]), batch_first=True, enforce_sorted=False) if packed else x
+    with torch.no_grad():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out, (h, c) = lstm_module.run_lstm(lstm, arg, state)
+            assert torch.is_autocast_enabled("cpu")  # switched off for the LSTM only
+        ref_out, (ref_h, ref_c) = lstm(arg, None if state is None else tuple(t.float() for t in state))
+    got = out.data if packed else out
+    assert got.dtype == torch.float32 and h.dtype == torch.float32
+    assert torch.equal(got, ref_out.data if packed else ref_out) and torch.equal(h, ref_h) and torch.equal(c, ref_c)
+
+
+def test_run_lstm_uses_the_bf16_kernel_where_there_is_one():
+    # On a CPU with the kernel the recurrence runs in bf16; elsewhere the fallback is what runs.
+    from textvae.modeling.lstm import run_lstm
+    from textvae.utils.cpu import lstm_bf16_supported
+
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out, _ = run_lstm(torch.nn.LSTM(8, 8, batch_first=True), torch.randn(2, 3, 8))
+    assert out.dtype == (torch.bfloat16 if lstm_bf16_supported() else torch.float32)
+
+
+def test_bf16_without_the_lstm_kernel_trains_on_the_fp32_curve_and_says_so(monkeypatch, tmp_path, capsys):
+    import textvae.modeling.lstm as lstm_module
+    import textvae.training.precision as precision_module
+    import textvae.training.trainer as trainer_mod
+    from textvae.cli import main
+    from test_training import TINY
+
+    for module in (lstm_module, precision_module, trainer_mod):  # as on an AVX2 CPU, whatever this one is
+        monkeypatch.setattr(module, "lstm_bf16_supported", lambda: False)
+    monkeypatch.setattr(precision_module, "cpu_has_bf16_hardware", lambda: False)
+    steps = ["train.max_steps=8", "train.eval_every=8", "train.log_every=1", "--no-progress"]
+    runs = {}
+    for precision in ("fp32", "bf16"):
+        out = tmp_path / precision
+        assert main(["train", str(REPO / "recipes/ptb/mmd_vae.yaml"), *TINY, *steps, f"train.precision={precision}",
+                     "--output", str(out)]) == 0
+        runs[precision] = [r["loss"] for r in read_metrics(out) if r["split"] == "train"]
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "precision bf16" in printed and "precision fp32" in printed
+    assert ("note: precision bf16: this CPU has no bf16 arithmetic (AVX512-BF16 or AMX), so bf16 matmuls are "
+            "emulated and run slower than fp32: train.precision=fp32 (or auto, which picks fp32 here) is faster; "
+            "oneDNN has no bf16 LSTM kernel for this CPU, so LSTM layers run in fp32 while the other layers run "
+            "in bf16.") in printed
+    assert len(runs["bf16"]) == len(runs["fp32"]) == 8
+    # The same curve: bf16 rounding of the matmuls around an fp32 recurrence moves it by well under 1 %.
+    torch.testing.assert_close(torch.tensor(runs["bf16"]), torch.tensor(runs["fp32"]), rtol=1e-2, atol=0.0)
+    assert runs["bf16"] != runs["fp32"]  # bf16 did run
+    state = load_trainer_state(sorted((tmp_path / "bf16" / "checkpoints").iterdir())[-1])
+    assert state["numerics"]["precision"] == "bf16 (LSTM fp32)"

@@ -591,8 +591,19 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def load_recipe(path: str | Path, overrides: Optional[list[str]] = None) -> Recipe:
-    """Read a recipe YAML, apply ``key.sub=value`` overrides and validate it."""
-    return recipe_from_dict(apply_overrides(read_yaml(path), overrides or []))
+    """Read a recipe YAML, apply ``key.sub=value`` overrides and validate it.
+
+    An empty file is refused: on every default it would train an ELBO model on all of PTB for
+    10,000 steps, which is never what was meant. Keys that are no section are refused by
+    :func:`recipe_from_dict`, with the closest section."""
+    values = read_yaml(path)
+    sections = [f.name for f in dataclasses.fields(Recipe)]
+    if not values:
+        raise ConfigError(
+            f"Recipe file {path} is empty. A recipe is a YAML mapping with the sections "
+            f"{', '.join(sections)} (each optional, at least one present); start from "
+            "recipes/quickstart.yaml or see recipes/README.md.")
+    return recipe_from_dict(apply_overrides(values, overrides or []))
 
 
 def dump_recipe(recipe: Recipe) -> str:

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from textvae.commands.common import add_data_arguments
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("evaluate", help="IW-NLL, PPL, KL, MI, AU, MMD, BLEU of a trained model",
@@ -13,8 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                           "protocol (He et al. 2019). Nats per sentence.")
     p.add_argument("path", help="a run directory (uses its model/) or a model directory")
     p.add_argument("--split", default="test", help="split to evaluate (default: test)")
-    p.add_argument("--data", help="shipped corpus name, hub dataset name or a file (default: the run's data)")
-    p.add_argument("--text-column", help="text column of --data")
+    p.add_argument("--data", help="shipped corpus name, hub dataset name, a file or a glob pattern in quotes "
+                                  "(default: the run's data)")
     p.add_argument("--checkpoint", default="model", choices=["model", "best"], help="which model of a run")
     p.add_argument("--iw-samples", type=int, default=500, help="K importance samples (default 500)")
     p.add_argument("--batch-size", type=int, default=32)
@@ -27,12 +29,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="fp32 (default, the reference) or bf16/fp16 autocast for the matmuls: about 2x "
                         "faster on CPUs with bf16 units and on GPUs; sums stay fp32 (see benchmarks/results)")
     p.add_argument("--output", "-o", help="JSON file (default: eval.json in a run directory)")
+    add_data_arguments(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from textvae.commands.common import CommandError, data_config, resolve_model_dir
+    from textvae.commands.common import (CommandError, data_config, data_flags, data_options, print_notes,
+                                         resolve_model_dir)
     from textvae.data import load_corpus, make_loader, tokenize_corpus
+    from textvae.data.corpora import corpus_notes
     from textvae.evaluation.evaluate import evaluate_model, format_table
     from textvae.modeling import TextVAE
     from textvae.training.precision import resolve_device
@@ -41,14 +46,19 @@ def run(args: argparse.Namespace) -> int:
     if args.iw_samples < 1:
         raise CommandError(f"--iw-samples must be >= 1 (500 is the published protocol), got {args.iw_samples}.")
     model_dir, recipe = resolve_model_dir(args.path, args.checkpoint)
+    output = Path(args.output) if args.output else (
+        Path(args.path) / "eval.json" if (Path(args.path) / "recipe.yaml").is_file() else None)
+    if output is not None:  # before the evaluation, which can take an hour, not after it
+        check_output_file(output, "--output")
     model = TextVAE.from_pretrained(model_dir, device=resolve_device(args.device))
     if model.tokenizer is None:
         raise CommandError(f"{model_dir} has no tokenizer/ folder, so text cannot be read; save the model "
                            "with its tokenizer (TextVAE(..., tokenizer=...).save_pretrained).")
-    cfg = data_config(recipe, args.data, args.text_column)
-    corpus = load_corpus(cfg, seed=recipe.train.seed if recipe else 0)
+    cfg = data_config(recipe, args.data, **data_options(args))
+    corpus = load_corpus(cfg, seed=recipe.train.seed if recipe else 0, names=data_flags())
     if args.split not in corpus:
         raise CommandError(f"split {args.split!r} does not exist here; the splits are: {', '.join(corpus)}.")
+    print_notes("evaluate", corpus_notes(corpus, [args.split]))
     dataset = corpus[args.split]
     if args.max_sentences:
         dataset = dataset.select(range(min(args.max_sentences, len(dataset))))
@@ -62,11 +72,32 @@ def run(args: argparse.Namespace) -> int:
     print(f"PPL denominator: {result['ppl_denominator']}; IW samples K = {result['iw_samples']}; "
           f"precision {result['precision']}; "
           f"{result['n_sentences']} sentences, {result['n_tokens']} tokens, {result['seconds']:.1f} s")
-    output = Path(args.output) if args.output else (
-        Path(args.path) / "eval.json" if (Path(args.path) / "recipe.yaml").is_file() else None)
     if output is not None:
         atomic_write_json(output, result)
         print(f"wrote {output}")
     else:
         print(json.dumps(result, indent=2))
     return 0
+
+
+def check_output_file(path: Path, flag: str) -> None:
+    """Refuse, before any work, an output path that cannot become a file: a directory, a missing
+    or non-directory parent, or one this user cannot write in."""
+    import os
+    import tempfile
+
+    from textvae.commands.common import CommandError
+
+    if path.is_dir():
+        raise CommandError(f"{flag} {path} is a directory; give a file name, e.g. {flag} {path / 'eval.json'}.")
+    parent = path.parent
+    if not parent.is_dir():
+        raise CommandError(f"{flag} {path}: the folder {parent} does not exist"
+                           f"{' (it is a file)' if parent.exists() else ''}; create it or choose another path.")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise CommandError(f"{flag} {path}: cannot write in {parent} ({err.strerror or err}); choose a "
+                           "writable path.") from err

@@ -6,10 +6,32 @@ from typing import Any, Optional
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pack_padded_sequence
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 from textvae.config import DecoderConfig, EncoderConfig, ModelConfig
 from textvae.modeling.outputs import VocabSpec
+from textvae.utils.cpu import lstm_bf16_supported
+
+
+def run_lstm(lstm: nn.LSTM, x: Any, state: Any = None) -> tuple[Any, Any]:
+    """``lstm(x, state)``, in fp32 where CPU bf16 autocast has no LSTM kernel.
+
+    oneDNN's bf16 LSTM needs AVX-512; on other CPUs (AVX2 laptops and cloud cores) it raises
+    instead of computing. There the recurrence runs in fp32 with autocast off, and the layers
+    around it stay in bf16 (autocast casts the fp32 output back on the next matmul), so
+    ``precision: bf16`` trains on every CPU with the recurrence at fp32 accuracy.
+    """
+    if (x.data.device.type == "cpu" and torch.is_autocast_enabled("cpu")
+            and torch.get_autocast_dtype("cpu") == torch.bfloat16 and not lstm_bf16_supported()):
+        with torch.autocast("cpu", enabled=False):
+            if isinstance(x, PackedSequence):
+                x = x._replace(data=x.data.float())
+            else:
+                x = x.float()
+            if state is not None:
+                state = tuple(s.float() for s in state)
+            return lstm(x, state)
+    return lstm(x, state)
 
 
 class LSTMEncoder(nn.Module):
@@ -32,11 +54,11 @@ class LSTMEncoder(nn.Module):
             # Right padding comes after every real step, so the state at step length−1 of an
             # unpacked run is the packed run's final state: read it there. Unpacked is the fast
             # path (oneDNN/cuDNN over the whole padded block, no host sync for the lengths).
-            out, _ = self.lstm(x)  # (B, T, H), the last layer
+            out, _ = run_lstm(self.lstm, x)  # (B, T, H), the last layer
             last = (lengths - 1).to(out.device).view(-1, 1, 1).expand(-1, 1, out.shape[-1])
             return out.gather(1, last).squeeze(1)
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        _, (h, _) = self.lstm(packed)  # h: (layers·dirs, B, H), in the original batch order
+        _, (h, _) = run_lstm(self.lstm, packed)  # h: (layers·dirs, B, H), in the original batch order
         if self.bidirectional:
             return torch.cat([h[-2], h[-1]], dim=-1)
         return h[-1]
@@ -90,7 +112,7 @@ class LSTMDecoder(nn.Module):
             x = torch.cat([x, z.unsqueeze(1).expand(-1, x.shape[1], -1).to(x.dtype)], dim=-1)
         if state is None:
             state = self.init_state(z, ids.shape[0])
-        out, state = self.lstm(x, state)
+        out, state = run_lstm(self.lstm, x, state)
         return self.output_dropout(out), (state if lengths is None else None)
 
     def project(self, hidden: Tensor) -> Tensor:

@@ -10,6 +10,8 @@ from typing import ContextManager, Optional
 
 import torch
 
+from textvae.utils.cpu import cpu_has_bf16_hardware, lstm_bf16_supported
+
 
 class PrecisionError(ValueError, TextVAEError):
     """A precision that this device cannot run; the message says which one can."""
@@ -45,23 +47,6 @@ class Precision:
         return torch.amp.GradScaler(self.device.type, enabled=self.use_scaler)
 
 
-CPU_BF16_PROBES = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-"""torch.cpu probes (private, hence looked up by name) for bf16 arithmetic in hardware: Intel AMX
-tiles, and the AVX512-BF16 dot products of recent Xeon and AMD Zen 4+ cores."""
-
-
-def cpu_has_bf16_hardware() -> bool:
-    """Whether this CPU multiplies bf16 matrices in hardware (AMX tiles or AVX512-BF16)."""
-    for name in CPU_BF16_PROBES:
-        probe = getattr(torch.cpu, name, None)
-        try:
-            if probe is not None and probe():
-                return True
-        except RuntimeError:
-            pass
-    return False
-
-
 def flush_denormals(device: torch.device) -> None:
     """Treat denormal floats as zero on CPU (FTZ/DAZ), as TensorFlow does by default.
 
@@ -84,7 +69,11 @@ def resolve_precision(name: str, device: torch.device) -> Precision:
     ``auto`` picks bf16 on CUDA devices that support it, else fp16 with a GradScaler; on CPU,
     bf16 where the CPU does bf16 arithmetic in hardware (Intel AMX, AVX512-BF16), else fp32: bf16
     autocast is only faster with it (1.4–2.3× measured on both kinds, with the fp32 validation
-    curve; benchmarks/results).
+    curve; on an AVX2 CPU bf16 runs emulated, slower than fp32: benchmarks/results).
+
+    ``bf16`` runs on every CPU: where oneDNN has no bf16 LSTM kernel (CPUs without AVX-512), the
+    LSTM recurrence runs in fp32 and the other matmuls in bf16 (see
+    :func:`textvae.modeling.lstm.run_lstm`); :func:`precision_note` says so at the start of a run.
     """
     if name == "auto":
         if device.type == "cuda":
@@ -102,3 +91,19 @@ def resolve_precision(name: str, device: torch.device) -> Precision:
                 "train.precision=bf16 (bf16 autocast) or fp32.")
         return Precision(name, device, torch.float16, True)
     raise PrecisionError(f"unknown precision {name!r}; choose fp32, bf16, fp16 or auto.")
+
+
+def precision_note(precision: Precision) -> Optional[str]:
+    """What a user should know about ``precision`` on this CPU, or None: bf16 without bf16
+    hardware is emulated (slower than fp32), and without oneDNN's bf16 LSTM kernel the LSTM
+    recurrence runs in fp32."""
+    if precision.device.type != "cpu" or precision.dtype != torch.bfloat16:
+        return None
+    notes = []
+    if not cpu_has_bf16_hardware():
+        notes.append("this CPU has no bf16 arithmetic (AVX512-BF16 or AMX), so bf16 matmuls are emulated "
+                     "and run slower than fp32: train.precision=fp32 (or auto, which picks fp32 here) is faster")
+    if not lstm_bf16_supported():
+        notes.append("oneDNN has no bf16 LSTM kernel for this CPU, so LSTM layers run in fp32 while the "
+                     "other layers run in bf16")
+    return ("note: precision bf16: " + "; ".join(notes) + ".") if notes else None

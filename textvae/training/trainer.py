@@ -39,16 +39,18 @@ from textvae.data import (LengthBucketSampler, TextTokenizer, corpus_report, loa
 from textvae.evaluation.validation import validate
 from textvae.modeling import TextVAE, VocabSpec
 from textvae.objectives import infovae_loss, kl_beta
+from textvae.training.collapse import collapse_warning
 from textvae.training.checkpoint import (CHECKPOINTS_DIR, CheckpointError, checkpoint_dirs, clean_leftovers,
-                                         first_sentence, load_checkpoint, rng_state, save_checkpoint, set_aside,
-                                         set_rng_state, write_model_dir)
+                                         first_sentence, load_checkpoint, load_trainer_state, rng_state,
+                                         save_checkpoint, set_aside, set_rng_state, write_model_dir)
 from textvae.training.distributed import (Replicas, all_gather_object, all_gather_with_grad, all_reduce_sum,
                                           destroy_process_group, gather_sizes, init_process_group,
                                           local_batch_size, on_main,
                                           replicas_from_env, weights_digest)
 from textvae.training.metrics import MetricsLogger
-from textvae.training.precision import flush_denormals, resolve_device, resolve_precision
+from textvae.training.precision import flush_denormals, precision_note, resolve_device, resolve_precision
 from textvae.training.schedules import lr_multiplier
+from textvae.utils.cpu import cpu_capability, cpu_description, lstm_bf16_supported
 from textvae.utils.io import DISK_FULL, atomic_write_json, atomic_write_text
 
 RECIPE_NAME = "recipe.yaml"
@@ -71,7 +73,8 @@ class RunDirError(ValueError, TextVAEError):
 @dataclass
 class TrainResult:
     run_dir: Path
-    model_dir: Path
+    model_dir: Optional[Path]
+    """``run_dir/model``; None when the run was interrupted (its checkpoint is what it left)."""
     best_dir: Optional[Path]
     step: int
     metrics: dict[str, float]
@@ -79,6 +82,14 @@ class TrainResult:
     interrupted: bool = False
     nonfinite_steps: int = 0
     data_stats: dict[str, Any] = field(default_factory=dict)
+    stop_signal: Optional[str] = None
+    """``SIGINT`` or ``SIGTERM`` when a signal interrupted the run."""
+
+
+def numerics() -> dict[str, Any]:
+    """What, besides the recipe and the seed, decides a CPU run's floating-point results: kernels
+    split their sums by thread, and each instruction set has kernels of its own."""
+    return {"threads": torch.get_num_threads(), "cpu_capability": cpu_capability()}
 
 
 def seed_everything(seed: int) -> None:
@@ -181,8 +192,12 @@ class Trainer:
     """
 
     def __init__(self, recipe: Recipe, run_dir: str | Path, resume: bool = False,
-                 overwrite: bool = False, progress: bool = True):
+                 overwrite: bool = False, progress: bool = True, threads: Optional[int] = None,
+                 allow_different_threads: bool = False):
         self.recipe, self.run_dir = recipe, Path(run_dir)
+        if threads is not None and threads < 1:
+            raise RunDirError(f"--threads must be >= 1, got {threads}.")
+        self.threads_asked, self.allow_different_threads = threads, allow_different_threads
         # Checked before joining the process group: every rank stops with this message at once.
         self.replicas = replicas_from_env()
         self.local_batch = local_batch_size(recipe.train.batch_size, self.replicas.world_size)
@@ -191,6 +206,7 @@ class Trainer:
         on_main(self.replicas, lambda: prepare_run_dir(self.run_dir, recipe, resume, overwrite))
         self.recipe_text = dump_recipe(recipe)
         self._stop_signal: Optional[str] = None
+        self._warned_collapse = False
 
     # ------------------------------------------------------------------ setup
 
@@ -199,9 +215,12 @@ class Trainer:
         # Each rank its own stream (dropout, z noise); rank 0's is the single-process one, so it
         # builds the same initial model, which DDP then copies to every rank.
         seed_everything(cfg.seed + self.replicas.rank)
+        # Threads first: the denormal flush reaches only the worker threads started after it.
+        self._set_threads(self._recorded_numerics() if self.resume else {})
         self.precision = resolve_precision(cfg.precision, self.device)
         if cfg.flush_denormal:
             flush_denormals(self.device)
+        self._say_numerics()
         for path in on_main(self.replicas, lambda: clean_leftovers(self.run_dir)):
             self._say(f"removed {path}, left over by an interrupted write.")
         self.checkpoint, restored = self._find_checkpoint() if self.resume else (None, None)
@@ -259,6 +278,62 @@ class Trainer:
         if self.replicas.enabled:
             self.train_model = DistributedDataParallel(
                 self.train_model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+
+    def _recorded_numerics(self) -> dict[str, Any]:
+        """The thread count, precision and CPU the newest readable checkpoint was trained with
+        ({} before this was recorded, or when no checkpoint reads: the search then says why)."""
+        for checkpoint in reversed(checkpoint_dirs(self.run_dir)):
+            try:
+                return load_trainer_state(checkpoint).get("numerics", {})
+            except Exception:  # noqa: BLE001 - _search_checkpoints reports and sets it aside
+                continue
+        return {}
+
+    def _set_threads(self, recorded: dict[str, Any]) -> None:
+        """Use ``--threads``, else on resume the recorded count (so that resuming is exact), else
+        torch's default. Resuming with another count than recorded is refused unless allowed."""
+        asked, saved = self.threads_asked, recorded.get("threads")
+        if saved is not None and asked is not None and asked != saved:
+            if not self.allow_different_threads:
+                raise RunDirError(
+                    f"--resume: {self.run_dir} was trained with {saved} thread(s) and --threads asks for {asked}. "
+                    "CPU kernels split their sums by thread, so the resumed run would differ from an "
+                    f"uninterrupted one. Resume with --threads {saved} (or without --threads, which uses the "
+                    "recorded count), or pass --allow-different-threads to accept a different result.")
+            self._say(f"warning: --resume with {asked} thread(s), but the run was trained with {saved}: "
+                      "the result will differ from an uninterrupted run (--allow-different-threads).")
+        threads = asked if asked is not None else saved
+        if threads is not None and threads != torch.get_num_threads():
+            torch.set_num_threads(threads)
+        self.recorded_numerics = recorded
+
+    def _say_numerics(self) -> None:
+        """Where and how this run computes, said at the start; on resume, what differs from before."""
+        threads = torch.get_num_threads()
+        where = (f"cpu ({cpu_description(threads)})" if self.device.type == "cpu" else
+                 f"{self.device} ({torch.cuda.get_device_name(self.device)})" if self.device.type == "cuda"
+                 else str(self.device))
+        asked = self.recipe.train.precision
+        self._say(f"device {where}; precision {self.precision.name}"
+                  + (" (train.precision=auto)" if asked == "auto" else ""))
+        note = precision_note(self.precision)
+        if note:
+            self._say(note)
+        recorded = getattr(self, "recorded_numerics", {})
+        before = {k: recorded[k] for k in ("precision", "cpu_capability") if k in recorded}
+        now = {"precision": self._precision_used(), "cpu_capability": cpu_capability()}
+        changed = [f"{k} {before[k]} then, {now[k]} now" for k in before if before[k] != now[k]]
+        if changed:
+            self._say(f"warning: --resume: the run was trained with other numerics ({'; '.join(changed)}), "
+                      "so the result will differ from an uninterrupted run.")
+
+    def _precision_used(self) -> str:
+        """The precision as computed: bf16 with the LSTM in fp32 is a numerics of its own."""
+        name = self.precision.name
+        if (self.device.type == "cpu" and self.precision.dtype == torch.bfloat16 and not lstm_bf16_supported()
+                and "lstm" in (self.recipe.model.encoder.kind, self.recipe.model.decoder.kind)):
+            return f"{name} (LSTM fp32)"
+        return name
 
     def _find_checkpoint(self) -> tuple[Path, tuple[dict[str, Any], TextVAE]]:
         """The newest checkpoint that reads back whole, and its (trainer state, model).
@@ -334,6 +409,7 @@ class Trainer:
                  "best_loss": self.best_loss, "bad_evals": self.bad_evals,
                  "nonfinite_total": self.nonfinite_total, "overflow_total": self.overflow_total,
                  "world_size": self.replicas.world_size,
+                 "numerics": {**numerics(), "precision": self._precision_used()},
                  "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                  "scaler": self.scaler.state_dict(), "rng": rng_state()}
         if self.replicas.enabled:
@@ -374,9 +450,10 @@ class Trainer:
     def fit(self) -> TrainResult:
         """Run setup (if not done) and train to ``train.max_steps`` or early stop.
 
-        SIGINT (Ctrl-C) or SIGTERM ends the current step, saves a checkpoint, writes model/ and
-        returns normally with ``interrupted=True`` (``textvae train`` exits 0 and says how to
-        resume); a second signal stops at once (KeyboardInterrupt) and keeps the last checkpoint.
+        SIGINT (Ctrl-C) or SIGTERM ends the current step, saves a checkpoint and returns with
+        ``interrupted=True``, without writing model/ (the checkpoint is what the run leaves, and
+        ``--resume`` finishes it; ``textvae train`` exits 130 or 143, as the shell does for those
+        signals); a second signal stops at once (KeyboardInterrupt) and keeps the last checkpoint.
 
         With fp16 (GradScaler), a step whose gradient overflows while the loss is finite is the
         scaler's normal business: it is skipped, the loss scale halves, and it is counted apart
@@ -400,7 +477,8 @@ class Trainer:
                    dynamic_ncols=True)
         batches = self._batches()
         window = _Window()
-        nonfinite_run, metrics, interrupted = 0, {}, False
+        nonfinite_run, metrics = 0, {}
+        interrupted: Optional[str] = None  # the stop signal's name
         previous_handlers = self._install_signal_handlers()
         self.model.train()
         world = self.replicas.world_size
@@ -477,6 +555,7 @@ class Trainer:
                 stop_early = False
                 if self.step % cfg.eval_every == 0 or self.step == cfg.max_steps:
                     metrics = self._validate()
+                    self._say_validation(metrics)
                     if logger is not None:
                         with self._writing(logger.path):
                             logger.log(self.step, "valid", metrics)
@@ -489,7 +568,7 @@ class Trainer:
                               f"{cfg.patience} evaluations.")
                     break
                 if stop_signal:
-                    interrupted = True
+                    interrupted = stop_signal
                     self._say(f"{stop_signal} received: saved checkpoint at step {self.step}. "
                               f"Resume with: textvae train {self.run_dir / RECIPE_NAME} "
                               f"--output {self.run_dir} --resume")
@@ -510,14 +589,18 @@ class Trainer:
             with self._writing(self.run_dir / MODEL_DIR):
                 return write_model_dir(self.model, self.run_dir / MODEL_DIR, recipe_text=self.recipe_text)
 
-        model_dir = on_main(self.replicas, write_model)
-        if not metrics:
+        # An interrupted run leaves its checkpoint, not a model/ that looks finished.
+        model_dir = None if interrupted else on_main(self.replicas, write_model)
+        if not metrics and not interrupted:
             metrics = self._validate()
         seconds = time.perf_counter() - start_time
         best = self.run_dir / BEST_DIR
         summary = {"step": self.step, "seconds": seconds, "steps_this_session": self.step - start_step,
-                   "interrupted": interrupted, "nonfinite_steps": self.nonfinite_total,
-                   "world_size": world, "valid": metrics, "data": self.data_stats}
+                   "interrupted": bool(interrupted), "nonfinite_steps": self.nonfinite_total,
+                   "world_size": world, **numerics(), "precision": self._precision_used(),
+                   "device": str(self.device), "valid": metrics, "data": self.data_stats}
+        if interrupted:
+            summary["stop_signal"] = interrupted
         if self.precision.use_scaler:
             summary["overflow_steps"] = self.overflow_total
         if self.replicas.enabled:
@@ -532,7 +615,8 @@ class Trainer:
 
         on_main(self.replicas, write_summary)
         return TrainResult(self.run_dir, model_dir, best if best.is_dir() else None, self.step, metrics,
-                           seconds, interrupted, self.nonfinite_total, self.data_stats)
+                           seconds, bool(interrupted), self.nonfinite_total, self.data_stats,
+                           stop_signal=interrupted or None)
 
     # ------------------------------------------------------------------ ranks
 
@@ -598,6 +682,17 @@ class Trainer:
         return on_main(self.replicas, lambda: validate(
             self.model, self.valid_loader, self.recipe.objective, self.device, self.precision.autocast(),
             self.recipe.train.eval_batches, seed=self.recipe.train.seed))
+
+    def _say_validation(self, metrics: dict[str, float]) -> None:
+        """One line per validation; the collapse warning the first time the latent is seen collapsed."""
+        shown = [f"{k} {metrics[k]:.3f}" for k in ("loss", "rec", "kl", "mmd", "mi") if k in metrics]
+        if "au" in metrics:
+            shown.append(f"au {metrics['au']}")
+        self._say(f"step {self.step} validation: " + "  ".join(shown))
+        warning = collapse_warning(metrics, self.recipe)
+        if warning and not self._warned_collapse:
+            self._warned_collapse = True
+            self._say(warning)
 
     def _track_best(self, metrics: dict[str, float]) -> bool:
         """Keep the best model by validation loss; True when patience has run out."""
@@ -720,12 +815,23 @@ class _Window:
 
 
 def train(recipe: Recipe, run_dir: str | Path, resume: bool = False, overwrite: bool = False,
-          progress: bool = True) -> TrainResult:
+          progress: bool = True, threads: Optional[int] = None,
+          allow_different_threads: bool = False) -> TrainResult:
     """Train ``recipe`` into ``run_dir`` and return where the model is and its validation metrics.
+
+    Args:
+        threads: torch threads for this run (default: torch's, or on resume the run's recorded
+            count, which keeps resuming bit-exact); the caller's count is restored afterwards.
+        allow_different_threads: resume with ``threads`` other than the recorded count (the
+            result then differs from an uninterrupted run).
 
     Under torchrun, every rank calls this; the process group is left when it returns.
     """
+    threads_before = torch.get_num_threads()
     try:
-        return Trainer(recipe, run_dir, resume=resume, overwrite=overwrite, progress=progress).fit()
+        return Trainer(recipe, run_dir, resume=resume, overwrite=overwrite, progress=progress, threads=threads,
+                       allow_different_threads=allow_different_threads).fit()
     finally:
         destroy_process_group()
+        if torch.get_num_threads() != threads_before:
+            torch.set_num_threads(threads_before)

@@ -1,0 +1,92 @@
+"""What this CPU can do: its name, the instruction set torch and oneDNN run, bf16 support.
+
+Imported by modeling (the LSTM's bf16 fallback), training (``precision: auto``) and the
+benchmarks (every results file names its CPU). Only torch and the standard library below it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+from typing import Optional
+
+import torch
+
+CPU_BF16_PROBES = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+"""torch.cpu probes (private, hence looked up by name) for bf16 arithmetic in hardware: Intel AMX
+tiles, and the AVX512-BF16 dot products of recent Xeon and AMD Zen 4+ cores."""
+
+ISA_LIMIT_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")
+"""Environment variables that cap the instruction set below what the CPU has (oneDNN's and
+ATen's); a run under them behaves as on an older CPU, so reports name them."""
+
+
+def _probe(name: str) -> bool:
+    probe = getattr(torch.cpu, name, None)
+    try:
+        return bool(probe is not None and probe())
+    except RuntimeError:
+        return False
+
+
+def isa_limited() -> bool:
+    """Whether ONEDNN_MAX_CPU_ISA or ATEN_CPU_CAPABILITY caps the instruction set in this process."""
+    return any(os.environ.get(name) for name in ISA_LIMIT_VARIABLES)
+
+
+def cpu_has_bf16_hardware() -> bool:
+    """Whether this CPU multiplies bf16 matrices in hardware (AMX tiles or AVX512-BF16).
+
+    torch's probes read the CPU's flags, not ONEDNN_MAX_CPU_ISA: under a cap below the bf16
+    instruction sets (``AVX2``, ``AVX512_CORE``) oneDNN's bf16 matmuls run without them, so the
+    answer is no there, as on an older CPU."""
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
+    if cap and cap != "ALL" and "BF16" not in cap and "AMX" not in cap:
+        return False
+    return any(_probe(name) for name in CPU_BF16_PROBES)
+
+
+@functools.lru_cache(maxsize=None)
+def lstm_bf16_supported() -> bool:
+    """Whether ``nn.LSTM`` runs under CPU bf16 autocast here.
+
+    oneDNN has bf16 LSTM kernels only for CPUs with AVX-512 (and bf16 instructions); elsewhere it
+    raises "could not create a primitive descriptor for the LSTM forward propagation primitive".
+    Which CPUs qualify is oneDNN's business and differs between releases, so this asks it once,
+    with a 4-unit LSTM, instead of guessing from the flags.
+    """
+    lstm = torch.nn.LSTM(4, 4, batch_first=True)
+    try:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            lstm(torch.zeros(1, 2, 4))
+    except RuntimeError:
+        return False
+    return True
+
+
+def cpu_model_name() -> str:
+    """The CPU's marketing name (``/proc/cpuinfo``), or the platform's word for it."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def cpu_capability() -> str:
+    """The vector instruction set ATen dispatches to (``AVX2``, ``AVX512``, ``DEFAULT``, …)."""
+    return torch.backends.cpu.get_cpu_capability()
+
+
+def cpu_description(threads: Optional[int] = None) -> str:
+    """One line for logs and results files: name, ISA, bf16 hardware, any cap, threads."""
+    bf16 = "bf16 hardware" if cpu_has_bf16_hardware() else "no bf16 hardware"
+    caps = ", ".join(f"{name}={os.environ[name]}" for name in ISA_LIMIT_VARIABLES if os.environ.get(name))
+    parts = [cpu_model_name(), cpu_capability(), bf16] + ([f"limited by {caps}"] if caps else [])
+    if threads is not None:
+        parts.append(f"{threads} thread{'s' if threads != 1 else ''}")
+    return ", ".join(parts)
