@@ -31,7 +31,7 @@ from textvae.evaluation.evaluate import evaluate_model  # noqa: E402
 from textvae.evaluation.report import plot_curves  # noqa: E402
 from textvae.modeling import TextVAE  # noqa: E402
 from textvae.training import train  # noqa: E402
-from textvae.training.metrics import read_metrics  # noqa: E402
+from textvae.utils.metrics import read_metrics  # noqa: E402
 
 # name → (recipe, overrides). KL-annealing lengths scale with the budget (see main()).
 STUDY: dict[str, tuple[str, list[str]]] = {

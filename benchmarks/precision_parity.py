@@ -41,7 +41,7 @@ CURVE_KEYS = ("rec", "kl", "neg_elbo", "mmd", "mi", "au")
 def train(recipe_path: Path, precision: str, seed: int, args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
     from textvae.config import load_recipe
     from textvae.training import Trainer
-    from textvae.training.metrics import read_metrics
+    from textvae.utils.metrics import read_metrics
 
     overrides = [f"train.precision={precision}", f"train.seed={seed}", f"train.max_steps={args.steps}",
                  f"train.eval_every={args.eval_every}", f"train.log_every={args.eval_every}",
@@ -66,7 +66,7 @@ def iw_scores(model_dir: Path, recipe_path: Path, precision: str,
     from textvae.data import load_corpus, make_loader, tokenize_corpus
     from textvae.evaluation.likelihood import iw_log_likelihood
     from textvae.modeling import TextVAE
-    from textvae.training.precision import resolve_precision
+    from textvae.utils.precision import resolve_precision
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = TextVAE.from_pretrained(model_dir, device=device).eval()

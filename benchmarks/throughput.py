@@ -141,15 +141,14 @@ def _sync(device: torch.device) -> None:
 
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = {"cpu": cpu, "cores": os.cpu_count(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+    from textvae.utils.cpu import (ISA_LIMIT_VARIABLES, cpu_capability, cpu_description, cpu_has_bf16_hardware,
+                                   cpu_model_name, lstm_bf16_supported)
+
+    info = {"cpu": cpu_model_name(), "isa": cpu_capability(), "bf16_hardware": cpu_has_bf16_hardware(),
+            "lstm_bf16_kernel": lstm_bf16_supported(),
+            "isa_limits": {k: os.environ[k] for k in ISA_LIMIT_VARIABLES if os.environ.get(k)},
+            "cpu_description": cpu_description(),
+            "cores": os.cpu_count(), "threads": torch.get_num_threads(), "torch": torch.__version__,
             "python": platform.python_version(), "host": platform.node(), "load_start": os.getloadavg()[0]}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
@@ -213,11 +212,11 @@ def _packed_lstm() -> None:
     """Both LSTMs run on ``pack_padded_sequence`` (lengths copied to the host every call)."""
     from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-    from textvae.modeling.lstm import LSTMDecoder, LSTMEncoder
+    from textvae.modeling.lstm import LSTMDecoder, LSTMEncoder, run_lstm
 
     def encoder_forward(self, ids, lengths):
         x = self.embed_dropout(self.embed(ids))
-        _, (h, _) = self.lstm(pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False))
+        _, (h, _) = run_lstm(self.lstm, pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False))
         return torch.cat([h[-2], h[-1]], dim=-1) if self.bidirectional else h[-1]
 
     plain_decoder_forward = LSTMDecoder.forward
@@ -229,7 +228,7 @@ def _packed_lstm() -> None:
         if self.z_concat:
             x = torch.cat([x, z.unsqueeze(1).expand(-1, x.shape[1], -1).to(x.dtype)], dim=-1)
         state = self.init_state(z, ids.shape[0]) if state is None else state
-        out, _ = self.lstm(pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False), state)
+        out, _ = run_lstm(self.lstm, pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False), state)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=ids.shape[1])
         return self.output_dropout(out), None
 
@@ -282,7 +281,7 @@ def train_worker(spec: dict[str, Any]) -> dict[str, Any]:
     """The textvae trainer, as `textvae train` runs it: tokens/s between the log row after the
     warm-up steps and the last one (both read after a device sync by the trainer's window)."""
     from textvae.training import Trainer
-    from textvae.training.metrics import read_metrics
+    from textvae.utils.metrics import read_metrics
 
     warmup, steps = spec["warmup"], spec["steps"]
     total = warmup + steps
@@ -324,7 +323,7 @@ def baseline_worker(spec: dict[str, Any]) -> dict[str, Any]:
     (``.item()``) per step for logging; same optimiser, clipping and batch size as the recipe."""
     from textvae.data import make_loader
 
-    from textvae.training.precision import flush_denormals
+    from textvae.utils.precision import flush_denormals
 
     recipe = _recipe(spec["size"], [])
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -440,7 +439,7 @@ def write_markdown(path: Path, command: str, info: dict[str, Any], peaks: dict[s
     peak = {dtype: max(values.values()) for dtype, values in peaks.items()}
     lines = ["# Training throughput and model-FLOP utilisation", "",
              f"Command: `{command}`", "",
-             f"Machine: {info['cpu']}, {info['cores']} logical cores, {args.threads} torch threads"
+             f"Machine: {info['cpu_description']}; {info['cores']} logical cores, {args.threads} torch threads"
              + (f", GPU {info['gpu']}" if "gpu" in info else ", no GPU")
              + f"; torch {info['torch']}, Python {info['python']}; {time.strftime('%Y-%m-%d %H:%M')}. "
              f"Load average (1 min) when the run started: {info['load_start']:.2f} (near 0 on an idle machine; "
@@ -561,6 +560,7 @@ def main() -> None:
 
     command = "python benchmarks/throughput.py " + " ".join(sys.argv[1:])
     info = machine()
+    print(f"CPU: {info['cpu_description']}; {args.threads} torch threads", flush=True)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
     peaks = {}

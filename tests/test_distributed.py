@@ -26,7 +26,7 @@ from textvae.objectives import infovae_loss
 from textvae.training import RunDirError, Trainer, train
 from textvae.training.checkpoint import checkpoint_dirs, load_trainer_state
 from textvae.training.distributed import all_gather_with_grad, local_batch_size
-from textvae.training.metrics import read_metrics
+from textvae.utils.metrics import read_metrics
 
 from conftest import REPO
 from test_training import TINY, tiny_recipe, weights

@@ -30,7 +30,7 @@ from textvae.modeling import TextVAE
 from textvae.training import Trainer, TrainingError, train
 from textvae.training.checkpoint import (CheckpointError, checkpoint_dirs, clean_leftovers, load_checkpoint,
                                          load_trainer_state)
-from textvae.training.metrics import MetricsLogger, read_metrics
+from textvae.utils.metrics import MetricsLogger, read_metrics
 
 from conftest import REPO
 from test_training import TINY, tiny_recipe, weights

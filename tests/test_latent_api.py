@@ -198,7 +198,7 @@ def test_cli_generate(model_dir, capsys):
 def test_cli_accepts_a_run_directory(model, tmp_path, capsys):
     run = tmp_path / "run"
     model.save_pretrained(run / "model")
-    (run / "recipe.yaml").write_text("{}\n")
+    (run / "recipe.yaml").write_text("train: {}\n")
     assert main(["reconstruct", str(run), SENTENCES[2]]) == 0
     assert capsys.readouterr().out.splitlines()[1] == f"< {SENTENCES[2]}"
     assert main(["generate", str(tmp_path), "--num", "1"]) == 2

@@ -20,8 +20,8 @@ from textvae.modeling import TextVAE, VocabSpec
 from textvae.objectives import infovae_loss
 from textvae.training import Trainer, TrainingError, train
 from textvae.training.checkpoint import load_trainer_state
-from textvae.training.metrics import read_metrics
-from textvae.training.precision import Precision, resolve_precision
+from textvae.utils.metrics import read_metrics
+from textvae.utils.precision import Precision, resolve_precision
 
 from conftest import REPO
 from test_training import tiny_recipe
@@ -127,7 +127,7 @@ def test_fp16_gradient_inf_at_every_scale_stops_once_the_scale_is_below_one(tmp_
         trainer.fit()
     printed = capsys.readouterr().out
     # 2^16 … 2^0: 17 overflows the scaler is meant to absorb, then 2 non-finite steps at scale 0.5, 0.25.
-    assert printed.count("fp16 gradient overflow") == 17 and trainer.overflow_total == 17
+    assert printed.count("fp16 gradient overflow") == 17 and trainer.state.overflow_total == 17
     assert re.findall(r"warning: step (\d+): non-finite", printed) == ["18", "19"]
     assert trainer.scaler.get_scale() == 2.0**-3
 
@@ -144,7 +144,7 @@ def test_auto_precision_on_cpu_follows_bf16_hardware(monkeypatch, amx, avx512_bf
 
 
 def test_trainer_flushes_denormals_on_cpu_unless_told_not_to(tmp_path):
-    from textvae.training.precision import flush_denormals
+    from textvae.utils.precision import flush_denormals
 
     try:
         torch.set_flush_denormal(False)
@@ -246,12 +246,12 @@ def test_run_lstm_uses_the_bf16_kernel_where_there_is_one():
 
 def test_bf16_without_the_lstm_kernel_trains_on_the_fp32_curve_and_says_so(monkeypatch, tmp_path, capsys):
     import textvae.modeling.lstm as lstm_module
-    import textvae.training.precision as precision_module
-    import textvae.training.trainer as trainer_mod
+    import textvae.utils.precision as precision_module
+    import textvae.training.numerics as numerics_module
     from textvae.cli import main
     from test_training import TINY
 
-    for module in (lstm_module, precision_module, trainer_mod):  # as on an AVX2 CPU, whatever this one is
+    for module in (lstm_module, precision_module, numerics_module):  # as on an AVX2 CPU, whatever this one is
         monkeypatch.setattr(module, "lstm_bf16_supported", lambda: False)
     monkeypatch.setattr(precision_module, "cpu_has_bf16_hardware", lambda: False)
     steps = ["train.max_steps=8", "train.eval_every=8", "train.log_every=1", "--no-progress"]

@@ -184,3 +184,56 @@ def test_cli_plot_latent(model_dir, tmp_path, capsys):
     assert "10 sentences" in capsys.readouterr().out
     assert main(["plot-latent", model_dir, "--data", str(text), "--output", str(tmp_path / "x.jpg")]) == 2
     assert "use a .png file name" in capsys.readouterr().err
+
+
+def test_cli_probe_same_file_and_blank_rows_say_so(model_dir, tmp_path, capsys):
+    path = tmp_path / "train.csv"
+    write_csv(path, *TRAIN)
+    with path.open("a") as f:
+        f.write(" ,food\n,sport\n")  # two rows without text
+    out = tmp_path / "probe.json"
+    assert main(["probe", model_dir, "--train", str(path), "--test", str(path), "--labels-per-class", "3",
+                 "--seeds", "1", "--no-progress", "--output", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert (f"textvae probe: warning: --train and --test share the same file ({path.resolve()}): the probe is tested "
+            "on sentences it was trained on, so its accuracy says how well it fits them, not how well it "
+            "generalises. Give a held-out --test file.") in captured.err
+    assert (f"textvae probe: note: --train {path}: 2 blank line(s) or empty text cell(s) left out; 40 sentences "
+            "remain.") in captured.err
+    assert f"textvae probe: note: --test {path}: 2 blank" in captured.err
+    assert "40 training and 40 test sentences" in captured.out and out.is_file()
+
+
+def test_cli_probe_on_label_prefixed_files(model_dir, tmp_path, capsys):
+    train, test = tmp_path / "stsa.train", tmp_path / "stsa.test"
+    train.write_text("".join(f"{y} {t}\n" for t, y in zip(*TRAIN)) + "1\n", encoding="utf-8")
+    test.write_text("".join(f"{y} {t}\n" for t, y in zip(*TEST)), encoding="utf-8")
+    out = tmp_path / "probe.json"
+    assert main(["probe", model_dir, "--train", str(train), "--test", str(test), "--format", "label_text",
+                 "--labels-per-class", "3,all", "--seeds", "2", "--no-progress", "--output", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert f"textvae probe: note: {train}: 1 line(s) hold only a label and no sentence (line 41)" in captured.err
+    assert "warning" not in captured.err
+    saved = json.loads(out.read_text())
+    assert saved["label_names"] == ["0", "1"] and saved["n_train_pool"] == 40 and saved["n_test"] == 30
+    assert next(r for r in saved["rows"] if (r["method"], r["budget"]) == ("latent", "all"))["mean"] > 0.9
+    # without --format: no extension to go by, and the error names the probe's flag
+    assert main(["probe", model_dir, "--train", str(train), "--test", str(test)]) == 2
+    err = capsys.readouterr().err
+    assert "set --format to one of text, label_text" in err and "data.format" not in err
+    assert "Traceback" not in err
+    # shipped sets have their own format
+    assert main(["probe", model_dir, "--dataset", "sst2", "--format", "label_text"]) == 2
+    assert ("textvae probe: error: --format applies to --train/--test files; the shipped corpus 'sst2' is read in "
+            "its own format. Leave it out.") in capsys.readouterr().err
+
+
+def test_cli_probe_text_file_hints_label_text(model_dir, tmp_path, capsys):
+    text_file = tmp_path / "train.txt"
+    text_file.write_text("".join(f"{y} {t}\n" for t, y in zip(*TRAIN)), encoding="utf-8")
+    assert main(["probe", model_dir, "--train", str(text_file), "--test", str(text_file)]) == 2
+    err = capsys.readouterr().err
+    assert err.rstrip("\n").split("\n")[-1] == (
+        f"textvae probe: error: {text_file} is read as text, and text files have only the column 'text', so there "
+        "is no label column 'label' (--label-column). For '<label> <sentence>' lines (SST, MR, SUBJ, TREC, CR, "
+        "MPQA) set --format label_text; for labelled tables use a csv/tsv/json/parquet file.")

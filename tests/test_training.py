@@ -121,7 +121,7 @@ def test_bf16_autocast_on_cpu_trains(tmp_path):
 
 
 def test_fp16_on_cpu_is_refused(tmp_path):
-    from textvae.training.precision import PrecisionError
+    from textvae.utils.precision import PrecisionError
 
     r = tiny_recipe(extra=["train.max_steps=1", "train.precision=fp16", "train.device=cpu"])
     with pytest.raises(PrecisionError, match="fp16 needs a CUDA device"):

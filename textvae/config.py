@@ -55,11 +55,17 @@ class DataConfig:
     valid_fraction: float = 0.05
     """Share of train held out for validation when no validation split exists."""
     train_files: Optional[list[str]] = None
-    """Local files (text/csv/json/jsonl/parquet) for the training split."""
+    """Local files for the training split; an entry may be a glob pattern (``data/*.txt``,
+    ``data/**/*.csv``), read in sorted order."""
     valid_files: Optional[list[str]] = None
     test_files: Optional[list[str]] = None
-    format: Optional[str] = None
-    """File format; inferred from the extension when not given (``.txt`` → text)."""
+    format: Optional[Literal["text", "label_text", "csv", "tsv", "json", "jsonl", "parquet"]] = None
+    """Format of the local files; inferred from the extension when not given (``.txt``/``.text``
+    → text, ``.csv``, ``.tsv``, ``.json``/``.jsonl``, ``.parquet``). ``text``: one sentence per
+    line. ``label_text``: ``<label> <sentence>`` per line, the label being the first word — SST,
+    MR, SUBJ, TREC, CR and MPQA as distributed; lines that hold only a label are dropped and
+    reported. ``csv``/``tsv``/``json``/``jsonl``/``parquet``: tables, read with ``text_column``
+    and ``label_column``."""
     text_column: str = "text"
     label_column: Optional[str] = None
     encoding: str = "utf-8"
@@ -581,6 +587,12 @@ def recipe_from_dict(values: dict[str, Any]) -> Recipe:
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
+    if path.is_dir():
+        found = sorted(p.name for p in path.glob("*.yaml"))
+        inside = f" ({path} holds {', '.join(found[:6])}{', …' if len(found) > 6 else ''})" if found else ""
+        raise ConfigError(f"{path} is a directory, not a recipe file. Give the path of one recipe YAML"
+                          f"{inside}, e.g. {path / (found[0] if found else 'recipe.yaml')}; see recipes/README.md "
+                          "for the shipped recipes.")
     if not path.is_file():
         raise ConfigError(f"Recipe file {path} does not exist; see recipes/README.md for the shipped recipes.")
     try:

@@ -62,7 +62,7 @@ class TextVAEFeaturizer(TransformerMixin, BaseEstimator):
         key = (str(self.model_dir), self.device)
         if getattr(self, "_loaded_key", None) != key:
             from textvae.modeling import TextVAE
-            from textvae.training.precision import resolve_device
+            from textvae.utils.precision import resolve_device
 
             self._loaded = TextVAE.from_pretrained(self.model_dir, device=resolve_device(self.device)).eval()
             self._loaded_key = key

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from textvae.commands.common import add_data_arguments
 from textvae.commands.generate import add_model_arguments, load_model
 
 
@@ -15,26 +16,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                           ".parquet holds text, label (when there is one) and z.")
     add_model_arguments(p)
     p.add_argument("--data", required=True,
-                   help="a file (text/csv/tsv/json/jsonl/parquet) or a shipped corpus: ptb, yelp, yahoo, sst2")
+                   help="a file (text/label_text/csv/tsv/json/jsonl/parquet), a glob pattern in quotes "
+                        "('data/*.txt') or a shipped corpus: ptb, yelp, yahoo, sst2")
     p.add_argument("--split", default="train", help="split of a shipped corpus (default: train)")
     p.add_argument("--output", "-o", required=True, help="features file: .npy or .parquet")
     p.add_argument("--use", choices=["mean", "sample"], default="mean",
                    help="the posterior mean μ or one sample of q(z|x) (default: mean)")
-    p.add_argument("--text-column", default="text", help="text column of a csv/json/parquet file (default: text)")
-    p.add_argument("--label-column", help="label column of a csv/json/parquet file, kept in .parquet output")
     p.add_argument("--max-length", type=int, help="truncate inputs to this many tokens (default: the model's maximum)")
     p.add_argument("--seed", type=int, help="seed for --use sample")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_data_arguments(p, label_help="column holding the labels in csv/tsv/json/parquet files, kept in .parquet "
+                                     "output (default: none; label_text files always have labels)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from textvae.inference.features import FEATURE_FORMATS, FeatureError, load_texts, report_warnings, write_features
+    from textvae.commands.common import read_texts
+    from textvae.inference.features import FEATURE_FORMATS, FeatureError, report_warnings, write_features
 
     output = Path(args.output)
     if output.suffix not in FEATURE_FORMATS:  # fail before the (long) encoding, not after
         raise FeatureError(f"--output {output}: use a {' or '.join(FEATURE_FORMATS)} file name.")
-    texts, labels, names = load_texts(args.data, args.split, args.text_column, args.label_column)
+    data = read_texts("encode", args, args.data, args.split)
+    texts, labels, names = data.texts, data.labels, data.label_names
     model = load_model(args)
     with report_warnings("encode"):
         z = model.encode(texts, use=args.use, batch_size=args.batch_size, max_length=args.max_length,

@@ -34,13 +34,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from textvae.commands.common import (CommandError, data_config, data_flags, data_options, print_notes,
+    from textvae.commands.common import (DATA_FLAG_NAMES, CommandError, data_config, data_options, print_notes,
                                          resolve_model_dir)
     from textvae.data import load_corpus, make_loader, tokenize_corpus
     from textvae.data.corpora import corpus_notes
     from textvae.evaluation.evaluate import evaluate_model, format_table
     from textvae.modeling import TextVAE
-    from textvae.training.precision import resolve_device
+    from textvae.utils.precision import resolve_device
     from textvae.utils.io import atomic_write_json
 
     if args.iw_samples < 1:
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"{model_dir} has no tokenizer/ folder, so text cannot be read; save the model "
                            "with its tokenizer (TextVAE(..., tokenizer=...).save_pretrained).")
     cfg = data_config(recipe, args.data, **data_options(args))
-    corpus = load_corpus(cfg, seed=recipe.train.seed if recipe else 0, names=data_flags())
+    corpus = load_corpus(cfg, seed=recipe.train.seed if recipe else 0, names=DATA_FLAG_NAMES)
     if args.split not in corpus:
         raise CommandError(f"split {args.split!r} does not exist here; the splits are: {', '.join(corpus)}.")
     print_notes("evaluate", corpus_notes(corpus, [args.split]))
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     result = evaluate_model(model, loader, iw_samples=args.iw_samples, seed=args.seed,
                             au_threshold=args.au_threshold, num_prior_samples=args.prior_samples,
                             progress=True, total=len(loader), precision=args.precision)
-    result.update(split=args.split, model_dir=str(model_dir))
+    result.update(split=args.split, model_dir=str(model_dir), data=args.data, max_sentences=args.max_sentences)
     print(format_table({Path(args.path).name or str(args.path): result}))
     print(f"PPL denominator: {result['ppl_denominator']}; IW samples K = {result['iw_samples']}; "
           f"precision {result['precision']}; "

@@ -48,7 +48,7 @@ def load_model(args: argparse.Namespace) -> Any:
     """The model of ``MODEL_DIR`` (a model directory, or a run directory: its model/), in eval mode."""
     from textvae.commands.common import resolve_model_dir
     from textvae.modeling import TextVAE
-    from textvae.training.precision import resolve_device
+    from textvae.utils.precision import resolve_device
 
     model_dir, _ = resolve_model_dir(args.model_dir)
     return TextVAE.from_pretrained(model_dir, device=resolve_device(args.device)).eval()

@@ -8,6 +8,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from textvae.commands.common import add_data_arguments
 from textvae.commands.generate import add_model_arguments, load_model
 
 
@@ -57,26 +58,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                           "components and scatter them, coloured by label when there is one.")
     add_model_arguments(p)
     p.add_argument("--data", required=True,
-                   help="a file (text/csv/tsv/json/jsonl/parquet) or a shipped corpus: ptb, yelp, yahoo, sst2")
+                   help="a file (text/label_text/csv/tsv/json/jsonl/parquet), a glob pattern in quotes "
+                        "('data/*.txt') or a shipped corpus: ptb, yelp, yahoo, sst2")
     p.add_argument("--split", default="train", help="split of a shipped corpus (default: train)")
-    p.add_argument("--text-column", default="text", help="text column of a csv/json/parquet file (default: text)")
-    p.add_argument("--label-column", help="label column of a csv/json/parquet file (shipped corpora: automatic)")
     p.add_argument("--max-points", type=int, default=5000,
                    help="plot a random subset of this many sentences (default: 5000)")
     p.add_argument("--max-length", type=int, help="truncate inputs to this many tokens (default: the model's maximum)")
     p.add_argument("--output", "-o", required=True, help="the PNG file to write")
+    add_data_arguments(p, label_help="column of csv/tsv/json/parquet files to colour the points by (default: "
+                                     "none; shipped corpora and label_text files: their labels)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from textvae.inference.features import FeatureError, load_texts, report_warnings
+    from textvae.commands.common import read_texts
+    from textvae.inference.features import FeatureError, report_warnings
     from textvae.probe import subsample
 
     if Path(args.output).suffix.lower() != ".png":
         raise FeatureError(f"--output {args.output}: plot-latent writes a PNG; use a .png file name.")
     if args.max_points < 1:
         raise FeatureError(f"--max-points must be >= 1, got {args.max_points}.")
-    texts, labels, names = load_texts(args.data, args.split, args.text_column, args.label_column)
+    data = read_texts("plot-latent", args, args.data, args.split)
+    texts, labels, names = data.texts, data.labels, data.label_names
     idx = subsample(len(texts), args.max_points)
     texts = [texts[i] for i in idx]
     labels = [labels[i] for i in idx] if labels is not None else None

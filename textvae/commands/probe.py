@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+from textvae.commands.common import add_data_arguments
 from textvae.commands.generate import add_model_arguments, load_model
 
 
@@ -19,10 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_model_arguments(p)
     p.add_argument("--dataset", help="a shipped labelled corpus: yelp (train: the Shen dev files; test: test) "
                                      "or sst2 (train, test)")
-    p.add_argument("--train", help="labelled training file (csv/tsv/json/jsonl/parquet)")
-    p.add_argument("--test", help="labelled test file")
-    p.add_argument("--text-column", default="text", help="text column of the files (default: text)")
-    p.add_argument("--label-column", default="label", help="label column of the files (default: label)")
+    p.add_argument("--train", help="labelled training file (label_text/csv/tsv/json/jsonl/parquet), or a glob "
+                                   "pattern in quotes")
+    p.add_argument("--test", help="labelled test file (or pattern), not the training file")
     p.add_argument("--labels-per-class", default="10,100,1000,all",
                    help="label budgets, comma-separated: k per class or 'all' (default: 10,100,1000,all)")
     p.add_argument("--seeds", type=int, default=5, help="draws per budget (default: 5)")
@@ -32,17 +32,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-bow", action="store_true", help="skip the bag-of-words baseline")
     p.add_argument("--output", "-o", help="also write the results as JSON here")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_data_arguments(p, label_help="column holding the labels in csv/tsv/json/parquet files (default: label; "
+                                     "label_text files: the first word of each line)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from textvae.commands.common import data_options, print_notes
     from textvae.inference.features import report_warnings
     from textvae.probe import ProbeError, load_probe_sets, parse_budgets, run_probe
 
     budgets = parse_budgets(args.labels_per_class)
     if args.seeds < 1:
         raise ProbeError(f"--seeds must be >= 1, got {args.seeds}.")
-    sets = load_probe_sets(args.dataset, args.train, args.test, args.text_column, args.label_column)
+    sets = load_probe_sets(args.dataset, args.train, args.test, **data_options(args))
+    print_notes("probe", sets["warnings"], "warning")
+    print_notes("probe", sets["notes"])
     train = _subset(sets["train_texts"], sets["train_labels"], args.max_train)
     test = _subset(sets["test_texts"], sets["test_labels"], args.max_test)
     model = load_model(args)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from textvae.commands.common import add_data_arguments
 from textvae.commands.generate import add_decoding_arguments, add_model_arguments, decoding_options, load_model
 
 
@@ -13,28 +14,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                           "decode it. Prints '> input' and '< reconstruction' per sentence.")
     add_model_arguments(p)
     p.add_argument("texts", nargs="*", metavar="TEXT", help="sentences to reconstruct")
-    p.add_argument("--data", help="a file of sentences (text: one per line; csv/json/parquet: --text-column)")
-    p.add_argument("--text-column", default="text", help="column of --data holding the text (default: text)")
+    p.add_argument("--data", help="a file of sentences (text: one per line; label_text: '<label> <sentence>'; "
+                                  "csv/tsv/json/parquet: --text-column), or a glob pattern in quotes")
     p.add_argument("--use", choices=["mean", "sample"], default="mean",
                    help="decode the posterior mean μ or a sample of q(z|x) (default: mean)")
     p.add_argument("--max-length", type=int,
                    help="longest sentence in tokens, in (longer inputs are truncated, with a warning) and "
                         "out (default: the model's maximum)")
     add_decoding_arguments(p)
+    add_data_arguments(p, label_help="label column of csv/tsv/json/parquet files (read and checked, not used)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from textvae.commands.common import read_texts
     from textvae.inference.api import LatentAPIError
     from textvae.inference.decoding import decode_config
-    from textvae.inference.features import load_texts, report_warnings
+    from textvae.inference.features import report_warnings
 
     if bool(args.texts) == bool(args.data):
         raise LatentAPIError("give the sentences to reconstruct either as arguments or with --data FILE "
                              "(exactly one of the two).")
     options = decoding_options(args)
     decode_config(**options)
-    texts = args.texts or load_texts(args.data, text_column=args.text_column)[0]
+    texts = args.texts or read_texts("reconstruct", args, args.data, shipped=False).texts
     model = load_model(args)
     with report_warnings("reconstruct"):
         outputs = model.reconstruct(texts, use=args.use, seed=args.seed, max_input_length=args.max_length,

@@ -13,11 +13,6 @@ import sys
 from pathlib import Path
 
 from textvae.config import load_recipe
-from textvae.training.collapse import collapse_warning
-
-# The shell's status for a process killed by these signals (128 + signal number): a run they
-# interrupt is not finished, so `textvae train … && textvae evaluate …` stops there.
-SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
 
 # Set by torchrun in every process it starts.
 TORCHRUN_ENV = "LOCAL_RANK"
@@ -52,6 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from textvae.training import train
+    from textvae.training.collapse import collapse_warning
+    from textvae.training.signals import SIGNAL_EXIT
 
     recipe = load_recipe(args.recipe, args.overrides)
     run_dir = Path(args.output) if args.output else Path("runs") / Path(args.recipe).stem

@@ -15,10 +15,13 @@ from textvae.data.batching import (
     tokenize_corpus,
 )
 from textvae.data.corpora import (
+    FORMATS,
     SHIPPED_CORPORA,
     Corpus,
     DataError,
+    OptionNames,
     ShippedCorpus,
+    corpus_notes,
     corpus_report,
     data_root,
     label_names,
@@ -37,7 +40,8 @@ from textvae.data.tokenizers import (
 
 __all__ = [
     "Batch", "Collator", "LengthBucketSampler", "TokenizedDataset", "make_loader", "tokenize_corpus",
-    "SHIPPED_CORPORA", "Corpus", "DataError", "ShippedCorpus", "corpus_report", "data_root", "label_names",
+    "FORMATS", "SHIPPED_CORPORA", "Corpus", "DataError", "OptionNames", "ShippedCorpus", "corpus_notes",
+    "corpus_report", "data_root", "label_names",
     "load_corpus", "read_text_lines",
     "SPECIAL_TOKENS", "TOKENIZER_KINDS", "BPETokenizer", "PretrainedTokenizer", "TextTokenizer",
     "UnigramTokenizer", "WordTokenizer",

@@ -17,10 +17,11 @@ from tqdm.auto import tqdm
 from textvae.errors import TextVAEError
 from textvae.evaluation.latent import active_units, mutual_information, mutual_information_full
 from textvae.evaluation.likelihood import iw_log_likelihood
+from textvae.evaluation.sums import Sums
 from textvae.evaluation.text_metrics import bleu, distinct_n, exact_match, self_bleu
 from textvae.modeling import TextVAE
 from textvae.objectives import mmd
-from textvae.training.precision import resolve_precision
+from textvae.utils.precision import resolve_precision
 
 # The MMD reported as a metric uses one fixed kernel whatever the training objective used,
 # so rows of a comparison table are measured with the same ruler.
@@ -61,45 +62,40 @@ def evaluate_model(model: TextVAE, batches: Iterable[Any], iw_samples: int = 500
     tok = model.tokenizer
     start = time.perf_counter()
 
-    sums = {"iw_nll": 0.0, "neg_elbo": 0.0, "rec": 0.0, "kl": 0.0, "mmd": 0.0, "mi": 0.0}
-    n_sent = n_tok = 0
+    sums = Sums()
     mus, logvars, zs = [], [], []
     hyps, refs = [], []
     for batch in tqdm(batches, disable=not progress, total=total, desc="evaluate", dynamic_ncols=True):
         batch = batch.to(device)
         ids, lengths = batch.ids, batch.lengths
         b = ids.shape[0]
-        n_sent += b
-        n_tok += int((lengths - 1).sum())
+        sums.add(sentences=b, tokens=int((lengths - 1).sum()))
         if not model.is_vae:  # a language model's NLL is exact
             with autocast():
                 rec, _ = model.reconstruction_nll(ids, lengths, None)
-            sums["iw_nll"] += rec.sum().item()
-            sums["neg_elbo"] += rec.sum().item()
-            sums["rec"] += rec.sum().item()
+            nll = rec.sum().item()
+            sums.add(iw_nll=nll, neg_elbo=nll, rec=nll)
             continue
         with autocast():
             out = iw_log_likelihood(model, ids, lengths, iw_samples, chunk_rows, gen)
-        sums["iw_nll"] -= out["iw_ll"].sum().item()
-        sums["neg_elbo"] -= out["elbo"].sum().item()
-        sums["rec"] += out["rec"].sum().item()
+        sums.add(iw_nll=-out["iw_ll"].sum().item(), neg_elbo=-out["elbo"].sum().item(),
+                 rec=out["rec"].sum().item(), kl=out["kl"].sum().item())
         mu, logvar = out["mu"].float(), out["logvar"].float()  # the encoder ran once, inside the IW pass
-        sums["kl"] += out["kl"].sum().item()
         z = mu + (0.5 * logvar).exp() * torch.randn(mu.shape, device=device, generator=gen)
         if b >= 2:
             prior = torch.randn(z.shape, device=device, generator=gen)
-            sums["mmd"] += mmd(z, prior, METRIC_KERNEL).item() * b
-            sums["mi"] += mutual_information(mu, logvar, z).item() * b
+            sums.add(mmd=mmd(z, prior, METRIC_KERNEL).item() * b, mi=mutual_information(mu, logvar, z).item() * b)
         mus.append(mu.float().cpu()), logvars.append(logvar.float().cpu()), zs.append(z.float().cpu())
         if tok is not None:
             hyps += [_words(tok, s) for s in decode(model.decoder, mu, b, model.vocab, greedy, max_decode_length)]
             refs += [_words(tok, row[1:int(n) - 1].tolist()) for row, n in zip(ids.cpu(), lengths.cpu())]
+    n_sent, n_tok = int(sums["sentences"]), int(sums["tokens"])
     if n_sent == 0:
         raise EvaluationError("the evaluation split is empty: no sentence to evaluate. Check the split name, "
                               "data.max_length (everything may have been filtered out) and the data files.")
 
     word_level = bool(getattr(tok, "is_word_level", True))
-    result: dict[str, Any] = {k: v / n_sent for k, v in sums.items()}
+    result: dict[str, Any] = sums.means(["iw_nll", "neg_elbo", "rec", "kl", "mmd", "mi"])
     result.update({
         "ppl": math.exp(sums["iw_nll"] / n_tok),
         "ppl_denominator": ("word tokens + one EOS per sentence" if word_level
@@ -116,22 +112,18 @@ def evaluate_model(model: TextVAE, batches: Iterable[Any], iw_samples: int = 500
         if hyps:
             result["bleu"] = bleu(hyps, refs)
             result["exact_match"] = exact_match(hyps, refs)
-        if tok is not None and num_prior_samples > 0:
-            prior_z = torch.randn(num_prior_samples, model.latent_dim, device=device, generator=gen)
-            samples = [_words(tok, s) for s in decode(model.decoder, prior_z, num_prior_samples, model.vocab,
-                                                      ancestral, max_decode_length, gen)]
-            result["distinct_1"] = distinct_n(samples, 1)
-            result["distinct_2"] = distinct_n(samples, 2)
-            result["self_bleu"] = self_bleu(samples)
-            result["prior_samples"] = [" ".join(s) for s in samples[:10]]
     else:
         result.update({"kl": 0.0, "mi": 0.0, "mi_full": 0.0, "au": 0, "mmd": 0.0})
-        if tok is not None and num_prior_samples > 0:
-            samples = [_words(tok, s) for s in decode(model.decoder, None, num_prior_samples, model.vocab,
-                                                      ancestral, max_decode_length, gen)]
-            result["distinct_1"] = distinct_n(samples, 1)
-            result["distinct_2"] = distinct_n(samples, 2)
-            result["self_bleu"] = self_bleu(samples)
+    if tok is not None and num_prior_samples > 0:
+        # z ~ p(z) for a VAE; a language model samples from its own start state.
+        prior_z = (torch.randn(num_prior_samples, model.latent_dim, device=device, generator=gen)
+                   if model.is_vae else None)
+        samples = [_words(tok, s) for s in decode(model.decoder, prior_z, num_prior_samples, model.vocab,
+                                                  ancestral, max_decode_length, gen)]
+        result.update(distinct_1=distinct_n(samples, 1), distinct_2=distinct_n(samples, 2),
+                      self_bleu=self_bleu(samples))
+        if model.is_vae:
+            result["prior_samples"] = [" ".join(s) for s in samples[:10]]
     result["seconds"] = time.perf_counter() - start
     return result
 

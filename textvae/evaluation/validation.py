@@ -10,6 +10,7 @@ import torch
 
 from textvae.config import ObjectiveConfig
 from textvae.evaluation.latent import active_units, mutual_information
+from textvae.evaluation.sums import Sums
 from textvae.modeling import TextVAE
 from textvae.objectives import gaussian_kl, mmd
 
@@ -32,8 +33,7 @@ def validate(model: TextVAE, batches: Iterable[Any], objective: ObjectiveConfig,
     was_training = model.training
     model.eval()
     generator = torch.Generator(device=device).manual_seed(seed)
-    rec = kl = mmd_total = mi_total = 0.0
-    n_sent = n_tok = 0
+    sums = Sums()
     mus = []
     for i, batch in enumerate(batches):
         if max_batches is not None and i >= max_batches:
@@ -42,25 +42,24 @@ def validate(model: TextVAE, batches: Iterable[Any], objective: ObjectiveConfig,
         with autocast or nullcontext():
             out = model(batch.ids, batch.lengths, generator=generator)
         b = batch.ids.shape[0]
-        rec += out.rec.sum().item()
-        n_tok += int(out.n_tokens.item())
-        n_sent += b
+        sums.add(rec=out.rec.sum().item(), tokens=int(out.n_tokens.item()), sentences=b)
         if model.is_vae:
-            kl += gaussian_kl(out.mu, out.logvar).sum().item()
+            sums.add(kl=gaussian_kl(out.mu, out.logvar).sum().item())
             mus.append(out.mu.float().cpu())
             if b >= 2:
                 prior = torch.randn(out.z.shape, device=device, generator=generator)
-                mmd_total += mmd(out.z, prior, objective.kernel, objective.bandwidth).item() * b
-                mi_total += mutual_information(out.mu, out.logvar, out.z).item() * b
+                sums.add(mmd=mmd(out.z, prior, objective.kernel, objective.bandwidth).item() * b,
+                         mi=mutual_information(out.mu, out.logvar, out.z).item() * b)
     model.train(was_training)
+    n_sent, n_tok = int(sums["sentences"]), int(sums["tokens"])
     if n_sent == 0:
         raise ValueError("the validation split is empty: nothing to evaluate. Check data.valid_files "
                          "or data.max_length (every sentence may have been filtered out).")
-    result = {"rec": rec / n_sent, "kl": kl / n_sent, "neg_elbo": (rec + kl) / n_sent,
-              "mmd": mmd_total / n_sent, "mi": mi_total / n_sent,
-              "au": active_units(torch.cat(mus), au_threshold) if mus else 0,
-              "ppl_elbo": math.exp(min((rec + kl) / max(n_tok, 1), 50.0)),
-              "n_sentences": n_sent, "n_tokens": n_tok}
+    result = sums.means(["rec", "kl"])
+    result.update(neg_elbo=(sums["rec"] + sums["kl"]) / n_sent, **sums.means(["mmd", "mi"]))
+    result.update(au=active_units(torch.cat(mus), au_threshold) if mus else 0,
+                  ppl_elbo=math.exp(min((sums["rec"] + sums["kl"]) / max(n_tok, 1), 50.0)),
+                  n_sentences=n_sent, n_tokens=n_tok)
     result["loss"] = result["rec"] + objective.kl_weight * result["kl"] + objective.mmd_weight * result["mmd"]
     if not model.is_vae:
         result["loss"] = result["rec"]

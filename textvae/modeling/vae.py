@@ -22,11 +22,10 @@ from textvae.modeling.outputs import VAEOutput, VocabSpec
 from textvae.modeling.posterior import GaussianHead, sample_gaussian
 from textvae.modeling.registry import decoder_class, encoder_class
 from textvae.utils.io import atomic_write, atomic_write_json
+from textvae.utils.layout import (CONFIG_NAME, MODEL_DIR, RUN_RECIPE_NAME, TOKENIZER_DIR, WEIGHTS_NAME,
+                                  intact_models, intact_models_sentence, is_run_dir, run_dir_of)
 
 FORMAT_VERSION = 1
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-TOKENIZER_DIR = "tokenizer"
 
 
 class ModelLoadError(ValueError, TextVAEError):
@@ -149,14 +148,43 @@ class TextVAE(LatentAPIMixin, nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> "TextVAE":
-        """Rebuild a model from a directory written by :meth:`save_pretrained`."""
+        """Rebuild a model from a directory written by :meth:`save_pretrained`, or from a run
+        directory (``textvae train --output DIR``), whose ``model/`` it loads, as the CLI does.
+
+        Raises:
+            ModelLoadError: a file is missing or damaged; the message names it. For a run's
+                ``model/`` or ``best/`` it also names the run's intact models (best/, checkpoints).
+        """
         directory = Path(directory)
+        run_dir = run_dir_of(directory)
+        if is_run_dir(directory) and not (directory / CONFIG_NAME).is_file():
+            run_dir, directory = directory, directory / MODEL_DIR
+            if not directory.is_dir():
+                raise ModelLoadError(_unfinished_run_message(run_dir))
+        try:
+            return cls._load_pretrained(directory, device)
+        except ModelLoadError as err:
+            if run_dir is None or directory.parent != run_dir:  # checkpoints: --resume picks another itself
+                raise
+            raise ModelLoadError(f"{err} {intact_models_sentence(run_dir, skip=directory)}") from err
+
+    @classmethod
+    def _load_pretrained(cls, directory: Path, device: str | torch.device) -> "TextVAE":
         config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
-        if not config_path.is_file():
+        if not directory.is_dir():
+            what = "is a file, not a directory" if directory.exists() else "does not exist"
             raise ModelLoadError(
-                f"{directory} is not a textvae model directory: it has no {CONFIG_NAME}. "
-                "Point at a directory written by `textvae train` (its model/ or best/ folder) "
-                "or by TextVAE.save_pretrained.")
+                f"{directory} {what}. Point at a textvae run directory (the --output of `textvae train`), its "
+                "model/ or best/ folder, or a directory written by TextVAE.save_pretrained"
+                + (f": here {directory.parent}." if directory.name in (CONFIG_NAME, WEIGHTS_NAME) else "."))
+        if not config_path.is_file():
+            found = (f" It holds {WEIGHTS_NAME}, but weights cannot be rebuilt without the architecture "
+                     f"that {CONFIG_NAME} records: copy {CONFIG_NAME} from the directory these weights came from."
+                     if weights_path.is_file() else
+                     " Point at a directory written by `textvae train` (a run directory, or its model/ or best/ "
+                     "folder) or by TextVAE.save_pretrained.")
+            raise ModelLoadError(f"{directory} is not a textvae model directory: it has no {CONFIG_NAME} "
+                                 f"({config_path} is missing).{found}")
         try:
             meta = json.loads(config_path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -173,9 +201,7 @@ class TextVAE(LatentAPIMixin, nn.Module):
             raise ModelLoadError(f"{config_path} does not describe a textvae model: {err}") from err
         tokenizer = None
         if (directory / TOKENIZER_DIR).is_dir():
-            from textvae.data.tokenizers import TextTokenizer
-
-            tokenizer = TextTokenizer.load(directory / TOKENIZER_DIR)
+            tokenizer = _load_tokenizer(directory / TOKENIZER_DIR)
             if tokenizer.vocab_size != vocab.vocab_size:
                 raise ModelLoadError(
                     f"the tokenizer in {directory / TOKENIZER_DIR} has {tokenizer.vocab_size} tokens but the "
@@ -214,3 +240,27 @@ class TextVAE(LatentAPIMixin, nn.Module):
                 params = part.body_parameters() if hasattr(part, "body_parameters") else list(part.parameters())
             for param in params:
                 param.requires_grad_(False)
+
+
+def _load_tokenizer(directory: Path) -> Any:
+    from textvae.data.tokenizers import TextTokenizer
+
+    try:
+        return TextTokenizer.load(directory)
+    except TextVAEError as err:
+        raise ModelLoadError(str(err)) from err
+    except Exception as err:  # tokenizers and sentencepiece raise their own types for a damaged file
+        reason = " ".join(str(err).split())[:160]
+        raise ModelLoadError(f"{directory} cannot be read ({type(err).__name__}: {reason}); its files are "
+                             "truncated or altered. Copy the tokenizer/ folder of the run that wrote these "
+                             "weights.") from err
+
+
+def _unfinished_run_message(run_dir: Path) -> str:
+    found = intact_models(run_dir)
+    if not found:
+        return (f"{run_dir} is a run directory without a model yet: no {MODEL_DIR}/, best/ or checkpoint has been "
+                "written. Let its training reach a validation or checkpoint step, or start it again.")
+    return (f"{run_dir} is a run directory whose training has not finished: it has no {MODEL_DIR}/ yet. Load one "
+            f"of its intact models instead: {', '.join(str(p) for p in found)}; or finish the run: textvae train "
+            f"{run_dir / RUN_RECIPE_NAME} --output {run_dir} --resume.")

@@ -18,11 +18,10 @@ import torch
 from textvae.modeling import TextVAE
 from textvae.modeling.vae import WEIGHTS_NAME
 from textvae.utils.io import atomic_write, fsync_dir, os_error_of
+from textvae.utils.layout import CHECKPOINT_PREFIX as PREFIX, CHECKPOINTS_DIR
 
 STATE_NAME = "trainer_state.pt"
 TRAINING_RECIPE_NAME = "training_recipe.yaml"
-CHECKPOINTS_DIR = "checkpoints"
-PREFIX = "step-"
 DAMAGED_PREFIX = "damaged-"
 """A checkpoint that --resume could not read is renamed ``damaged-step-N``: kept, but out of the way."""
 _STEP_NAME = re.compile(rf"^{PREFIX}(\d+)$")

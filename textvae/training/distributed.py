@@ -209,3 +209,26 @@ def weights_digest(module: torch.nn.Module) -> str:
         digest.update(f"{name}:{data.dtype}:{tuple(data.shape)};".encode())
         digest.update(data.reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
+
+
+def global_mmd_samples(z: Optional[Tensor], sizes: list[int],
+                       replicas: Replicas) -> tuple[Optional[Tensor], Optional[Tensor]]:
+    """Under DDP, the MMD's samples for the global batch: every rank's z (this rank's with its
+    graph) and as many prior samples, in one gather.
+
+    Each rank draws the prior samples for its own rows from its own stream, so the estimator is
+    the single-process one of the global batch whatever the number of processes. In one process:
+    (None, None), and infovae_loss uses z and draws the prior itself.
+    """
+    if z is None or not replicas.enabled:
+        return None, None
+    prior = torch.randn(z.shape, device=z.device)
+    both = all_gather_with_grad(torch.cat([z.float(), prior], dim=1), sizes)  # (N, 2D)
+    return both[:, :z.shape[1]], both[:, z.shape[1]:]
+
+
+def compare_replicas(module: torch.nn.Module, replicas: Replicas) -> dict[str, Any]:
+    """Every rank's weights digest (collective): DDP keeps replicas bitwise identical, and this
+    checks it; ``identical`` False is a bug to report."""
+    digests = all_gather_object(weights_digest(module), replicas)
+    return {"world_size": len(digests), "weights_sha256": digests, "identical": len(set(digests)) == 1}

@@ -6,7 +6,8 @@ import errno
 import json
 import os
 import re
-import tempfile
+import secrets
+import stat
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -53,11 +54,32 @@ def fsync_dir(directory: str | Path) -> None:
         os.close(fd)
 
 
+def _create_temporary(path: Path) -> tuple[Path, int]:
+    """An empty new file ``.NAME.XXXXXXXX.tmp`` beside ``path``, and its permission bits.
+
+    Not ``tempfile.mkstemp``: it creates files with mode 0600, so every file renamed into place
+    would be private. Created with 0666, the file gets the user's umask, as any file a program
+    writes does (0644 under the usual umask 022).
+    """
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        except FileExistsError:
+            continue
+        try:
+            return tmp, stat.S_IMODE(os.fstat(fd).st_mode)
+        finally:
+            os.close(fd)
+    raise FileExistsError(errno.EEXIST, "no free temporary name", str(path))
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
     """Call ``write(tmp_path)`` on a temporary file beside ``path``, fsync it and rename it into place.
 
     The rename is atomic on POSIX, so readers never see a half-written file; on any failure the
-    temporary file is removed and ``path`` keeps its previous content.
+    temporary file is removed and ``path`` keeps its previous content. The file gets the mode
+    the user's umask gives (0644 under umask 022), like a file written in place.
 
     Raises:
         OSError: the write failed for a reason of the operating system (a full disk, no
@@ -65,11 +87,13 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path, mode = _create_temporary(path)
     try:
         write(tmp_path)
+        if stat.S_IMODE(tmp_path.stat().st_mode) != mode:
+            # The writer replaced the file with one of its own (safetensors writes through a 0600
+            # temporary file and renames it): give it the mode the umask gave ours.
+            os.chmod(tmp_path, mode)
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp_path, path)

@@ -1,4 +1,5 @@
-"""Device and mixed-precision choices: autocast dtype and whether a GradScaler is needed."""
+"""Device and mixed-precision choices: autocast dtype, whether a GradScaler is needed, and the
+CPU's denormal mode. Used by training, evaluation and the commands alike."""
 
 from __future__ import annotations
 
