@@ -29,7 +29,7 @@ from textvae.config import load_recipe  # noqa: E402
 from textvae.data import load_corpus, make_loader, tokenize_corpus  # noqa: E402
 from textvae.evaluation.evaluate import evaluate_model  # noqa: E402
 from textvae.evaluation.report import plot_curves  # noqa: E402
-from textvae.modeling import TextVAE  # noqa: E402
+from textvae import TextVAE  # noqa: E402
 from textvae.training import train  # noqa: E402
 from textvae.utils.metrics import read_metrics  # noqa: E402
 

@@ -124,3 +124,15 @@ def test_training_prints_each_validation_and_warns_of_collapse(tmp_path, capsys)
     printed = capsys.readouterr().out
     metrics = json.loads((tmp_path / "mmd" / "summary.json").read_text())["valid"]
     assert ("posterior collapse" in printed) == (metrics["au"] == 0 and metrics["mi"] < 0.1)
+
+
+def test_evaluate_refuses_emulated_bf16_before_evaluating(tiny_run, monkeypatch, capsys):
+    import textvae.utils.precision as precision_module
+
+    monkeypatch.delenv("TEXTVAE_ALLOW_EMULATED_BF16", raising=False)
+    monkeypatch.setattr(precision_module, "cpu_has_bf16_hardware", lambda: False)
+    before = sorted(p.name for p in tiny_run.iterdir())
+    assert main(["evaluate", str(tiny_run), "--iw-samples", "2", "--precision", "bf16"]) == 2
+    err = one_line(capsys.readouterr().err)
+    assert "textvae evaluate: error: --precision bf16: this CPU (" in err and "Use --precision fp32, or auto" in err
+    assert sorted(p.name for p in tiny_run.iterdir()) == before  # no eval.json written

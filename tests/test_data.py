@@ -506,9 +506,9 @@ def _no_hub(*args, **kwargs):
 
 
 def test_mistyped_shipped_name_is_refused_before_the_hub(model_dir, tmp_path, capsys, monkeypatch):
-    from textvae.data import corpora
+    from textvae.data import hub
 
-    monkeypatch.setattr(corpora, "load_dataset", _no_hub)
+    monkeypatch.setattr(hub, "load_dataset", _no_hub)
     out = tmp_path / "run"
     err = _error(["train", str(REPO / "recipes" / "quickstart.yaml"), "data.name=pbt", "--output", str(out)], capsys)
     assert err == ("textvae train: error: Did you mean data.name=ptb? 'pbt' is not a shipped corpus (those are ptb, "
@@ -526,7 +526,7 @@ def test_mistyped_shipped_name_is_refused_before_the_hub(model_dir, tmp_path, ca
 def test_hub_retry_noise_is_held_back(model_dir, tmp_path, capsys, monkeypatch):
     import logging
 
-    from textvae.data import corpora
+    from textvae.data import hub
 
     def offline(*args, **kwargs):
         logging.getLogger("huggingface_hub.utils._http").warning("Retrying in 1s [Retry 1/5].")
@@ -534,7 +534,7 @@ def test_hub_retry_noise_is_held_back(model_dir, tmp_path, capsys, monkeypatch):
         logging.getLogger("datasets.load").warning("Couldn't reach the Hugging Face Hub")
         raise ConnectionError("Couldn't reach 'someone/corpus' on the Hub (ConnectError)")
 
-    monkeypatch.setattr(corpora, "load_dataset", offline)
+    monkeypatch.setattr(hub, "load_dataset", offline)
     err = _error(["evaluate", model_dir, "--data", "someone/corpus", "--output", str(tmp_path / "e.json")], capsys)
     assert err.startswith("textvae evaluate: error: The dataset 'someone/corpus' is not a shipped corpus and could "
                           "not be loaded from the Hugging Face hub (offline? ConnectionError: Couldn't reach")
@@ -549,7 +549,7 @@ def test_hub_retry_noise_is_held_back(model_dir, tmp_path, capsys, monkeypatch):
     hub_logger = logging.getLogger("huggingface_hub")
     hub_logger.addHandler(handler)
     try:
-        with corpora.held_hub_logs():
+        with hub.held_hub_logs():
             logging.getLogger("huggingface_hub.file_download").warning("a real warning")
             assert seen == []
         assert seen == ["a real warning"]

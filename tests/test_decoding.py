@@ -6,7 +6,8 @@ import torch
 from textvae.config import DecoderConfig, EncoderConfig, ModelConfig
 from textvae.inference.decoding import (DecodeConfig, DecodingError, beam_search, decode, decode_config,
                                         decode_tokens, filter_logits)
-from textvae.modeling import TextVAE, VocabSpec
+from textvae import TextVAE
+from textvae.modeling import VocabSpec
 
 VOCAB = VocabSpec(vocab_size=30, pad_id=0, bos_id=1, eos_id=2, unk_id=3)
 MAX_LEN = 10

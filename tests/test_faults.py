@@ -26,7 +26,7 @@ from safetensors import SafetensorError
 
 from textvae.cli import main
 from textvae.errors import TextVAEError
-from textvae.modeling import TextVAE
+from textvae import TextVAE
 from textvae.training import Trainer, TrainingError, train
 from textvae.training.checkpoint import (CheckpointError, checkpoint_dirs, clean_leftovers, load_checkpoint,
                                          load_trainer_state)

@@ -17,8 +17,9 @@ from safetensors.torch import load_file
 
 from textvae.cli import main
 from textvae.config import DecoderConfig, EncoderConfig, ModelConfig
-from textvae.modeling import ModelLoadError, TextVAE, VocabSpec
-from textvae.training.checkpoint import load_checkpoint, save_checkpoint
+from textvae import TextVAE
+from textvae.modeling import ModelLoadError, VocabSpec
+from textvae.training.checkpoint import save_checkpoint
 from textvae.utils.io import atomic_write_json, atomic_write_text
 from textvae.utils.layout import looks_intact
 

@@ -11,7 +11,8 @@ from textvae.config import DecoderConfig, EncoderConfig, ModelConfig, TokenizerC
 from textvae.data import Collator, TextTokenizer
 from textvae.inference.api import LatentAPIError, latent_path, lerp, slerp
 from textvae.inference.features import FeatureError, InputWarning, encode_dataset, write_features
-from textvae.modeling import TextVAE, VocabSpec
+from textvae import TextVAE
+from textvae.modeling import VocabSpec
 
 SENTENCES = ["the cat sat on the mat", "a dog ran in the park", "birds sing at dawn",
              "we eat bread and cheese", "rain falls on the roof today"]

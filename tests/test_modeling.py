@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from textvae.config import DecoderConfig, EncoderConfig, ModelConfig
-from textvae.modeling import ModelLoadError, TextVAE, VocabSpec
+from textvae import TextVAE
+from textvae.modeling import ModelLoadError, VocabSpec
 from textvae.modeling.posterior import gaussian_log_prob, standard_normal_log_prob
 
 VOCAB = VocabSpec(vocab_size=30, pad_id=0, bos_id=1, eos_id=2, unk_id=3)

@@ -3,15 +3,14 @@ import pickle
 
 import numpy as np
 import pytest
-import torch
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
 
 from textvae.cli import main
-from textvae.probe import (ProbeError, check_labels, few_label_indices, parse_budgets, probe_features, run_probe,
-                           subsample)
+from textvae.evaluation.probe import (ProbeError, check_labels, few_label_indices, parse_budgets, probe_features,
+                                      run_probe, subsample)
 from textvae.sklearn import TextVAEFeaturizer
 from test_latent_api import train_autoencoder
 

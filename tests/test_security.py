@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from textvae.config import DataConfig
-from textvae.modeling import ModelLoadError, TextVAE
+from textvae import TextVAE
+from textvae.modeling import ModelLoadError
 from textvae.training.checkpoint import CheckpointError, load_trainer_state
 
 from conftest import REPO
@@ -23,7 +24,7 @@ UNSAFE_BUILTINS = {"eval", "exec", "compile", "__import__"}
 # The documented places where something is allowed, as (file, enclosing function): the line that
 # forwards a recipe's own data.trust_remote_code=true to datasets.load_dataset, and the one
 # torch.load, which reads trainer state with weights_only=True.
-ALLOWED_TRUST_REMOTE_CODE = {("textvae/data/corpora.py", "_load_hub")}
+ALLOWED_TRUST_REMOTE_CODE = {("textvae/data/hub.py", "load_hub")}
 ALLOWED_TORCH_LOAD = {("textvae/training/checkpoint.py", "load_trainer_state")}
 
 
@@ -141,6 +142,7 @@ def test_weights_that_are_a_pickle_are_refused_and_not_run(tmp_path):
 @pytest.mark.parametrize("asked", [False, True])
 def test_trust_remote_code_only_when_the_recipe_asks(monkeypatch, asked):
     import textvae.data.corpora as corpora
+    import textvae.data.hub as hub
 
     calls = []
 
@@ -148,7 +150,7 @@ def test_trust_remote_code_only_when_the_recipe_asks(monkeypatch, asked):
         calls.append(kwargs)
         raise FileNotFoundError("offline")
 
-    monkeypatch.setattr(corpora, "load_dataset", load_dataset)
+    monkeypatch.setattr(hub, "load_dataset", load_dataset)
     assert DataConfig().trust_remote_code is False
     with pytest.raises(corpora.DataError):
         corpora.load_corpus(DataConfig(name="someone/some-dataset", trust_remote_code=asked))

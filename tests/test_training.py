@@ -7,7 +7,7 @@ from safetensors.torch import load_file
 
 from textvae.cli import main
 from textvae.config import load_recipe
-from textvae.modeling import TextVAE
+from textvae import TextVAE
 from textvae.training import RunDirError, Trainer, train
 from textvae.training.checkpoint import checkpoint_dirs
 
@@ -113,7 +113,7 @@ def test_cli_prints_config_errors_without_traceback(tmp_path, capsys):
     assert code == 2 and "Did you mean 'model.latent_dim'" in err and "Traceback" not in err
 
 
-def test_bf16_autocast_on_cpu_trains(tmp_path):
+def test_bf16_autocast_on_cpu_trains(tmp_path, emulated_bf16_allowed):
     r = tiny_recipe(extra=["train.max_steps=3", "train.eval_every=3", "train.precision=bf16"])
     result = train(r, tmp_path / "run", progress=False)
     assert math.isfinite(result.metrics["rec"]) and result.metrics["rec"] > 0

@@ -11,7 +11,8 @@ from transformers import BertConfig, BertModel, DynamicCache, GPT2Config, GPT2LM
 
 from textvae.config import (TRANSFORMER_INJECTIONS, ConfigError, DecoderConfig, EncoderConfig, ModelConfig,
                             load_recipe, recipe_from_dict)
-from textvae.modeling import TextVAE, VocabSpec
+from textvae import TextVAE
+from textvae.modeling import VocabSpec
 from textvae.modeling.transformer import INJECTIONS, PretrainedModelError
 
 VOCAB = VocabSpec(vocab_size=30, pad_id=0, bos_id=1, eos_id=2, unk_id=3)

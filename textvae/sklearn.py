@@ -61,7 +61,7 @@ class TextVAEFeaturizer(TransformerMixin, BaseEstimator):
     def _model(self) -> Any:
         key = (str(self.model_dir), self.device)
         if getattr(self, "_loaded_key", None) != key:
-            from textvae.modeling import TextVAE
+            from textvae.inference.api import TextVAE
             from textvae.utils.precision import resolve_device
 
             self._loaded = TextVAE.from_pretrained(self.model_dir, device=resolve_device(self.device)).eval()

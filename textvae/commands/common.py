@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from textvae.config import DataConfig, Recipe, load_recipe
-from textvae.data.corpora import OptionNames, corpus_notes
+from textvae.data import OptionNames, corpus_notes
 from textvae.errors import TextVAEError
 from textvae.training.checkpoint import TRAINING_RECIPE_NAME
 
@@ -97,7 +97,7 @@ def not_a_source(data: str, shipped: bool = True) -> CommandError:
     """The error for ``--data DATA`` that is no file, no pattern and (when ``shipped`` names are
     accepted) no shipped corpus."""
     from textvae.data import SHIPPED_CORPORA
-    from textvae.data.corpora import shipped_name_hint
+    from textvae.data.shipped import shipped_name_hint
 
     where = "" if Path(data).is_absolute() else f" (relative paths are read from {Path.cwd()})"
     if not shipped:

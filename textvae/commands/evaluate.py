@@ -37,14 +37,15 @@ def run(args: argparse.Namespace) -> int:
     from textvae.commands.common import (DATA_FLAG_NAMES, CommandError, data_config, data_options, print_notes,
                                          resolve_model_dir)
     from textvae.data import load_corpus, make_loader, tokenize_corpus
-    from textvae.data.corpora import corpus_notes
+    from textvae.data.report import corpus_notes
     from textvae.evaluation.evaluate import evaluate_model, format_table
-    from textvae.modeling import TextVAE
-    from textvae.utils.precision import resolve_device
+    from textvae.inference.api import TextVAE
+    from textvae.utils.precision import resolve_device, resolve_precision
     from textvae.utils.io import atomic_write_json
 
     if args.iw_samples < 1:
         raise CommandError(f"--iw-samples must be >= 1 (500 is the published protocol), got {args.iw_samples}.")
+    resolve_precision(args.precision, resolve_device(args.device), option="--precision")  # before any work
     model_dir, recipe = resolve_model_dir(args.path, args.checkpoint)
     output = Path(args.output) if args.output else (
         Path(args.path) / "eval.json" if (Path(args.path) / "recipe.yaml").is_file() else None)

@@ -47,7 +47,7 @@ def decoding_options(args: argparse.Namespace) -> dict[str, Any]:
 def load_model(args: argparse.Namespace) -> Any:
     """The model of ``MODEL_DIR`` (a model directory, or a run directory: its model/), in eval mode."""
     from textvae.commands.common import resolve_model_dir
-    from textvae.modeling import TextVAE
+    from textvae.inference.api import TextVAE
     from textvae.utils.precision import resolve_device
 
     model_dir, _ = resolve_model_dir(args.model_dir)

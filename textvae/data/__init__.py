@@ -14,20 +14,14 @@ from textvae.data.batching import (
     make_loader,
     tokenize_corpus,
 )
-from textvae.data.corpora import (
-    FORMATS,
-    SHIPPED_CORPORA,
-    Corpus,
-    DataError,
-    OptionNames,
-    ShippedCorpus,
-    corpus_notes,
-    corpus_report,
-    data_root,
-    label_names,
-    load_corpus,
-    read_text_lines,
-)
+from textvae.data.columns import label_names
+from textvae.data.corpora import Corpus, load_corpus
+from textvae.data.errors import DataError
+from textvae.data.files import FORMATS
+from textvae.data.lines import read_text_lines
+from textvae.data.options import OptionNames
+from textvae.data.report import corpus_notes, corpus_report
+from textvae.data.shipped import SHIPPED_CORPORA, ShippedCorpus, data_root
 from textvae.data.tokenizers import (
     SPECIAL_TOKENS,
     TOKENIZER_KINDS,

@@ -23,7 +23,7 @@ from datasets import Dataset, DatasetDict
 from torch.utils.data import DataLoader, Sampler
 
 from textvae.config import DataConfig
-from textvae.data.corpora import DataError
+from textvae.data.errors import DataError
 from textvae.data.tokenizers import TextTokenizer
 
 # --------------------------------------------------------------------------- tokenization

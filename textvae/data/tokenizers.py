@@ -4,6 +4,10 @@
 special tokens, the special ids come from the tokenizer (never hard-coded), ``save``/``load``
 round-trip through a directory whose ``tokenizer_config.json`` names the kind.
 
+Over 400 lines because the four kinds are small subclasses of one base whose ``train`` and
+``load`` look the kind up in the registry at the end of this file: split into a module per kind,
+the base would import every kind and every kind the base.
+
 | kind | backend | files in the saved directory |
 |---|---|---|
 | ``word`` | ``tokenizers`` WordLevel, whitespace split | ``tokenizer.json`` |
@@ -32,7 +36,8 @@ import sentencepiece as spm
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
 from textvae.config import TokenizerConfig
-from textvae.data.corpora import DataError, one_line
+from textvae.data.errors import DataError
+from textvae.utils.text import one_line
 
 CONFIG_FILE = "tokenizer_config.json"
 SPECIAL_TOKENS = {"pad": "<pad>", "bos": "<bos>", "eos": "<eos>", "unk": "<unk>"}

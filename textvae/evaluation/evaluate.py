@@ -18,10 +18,13 @@ from textvae.errors import TextVAEError
 from textvae.evaluation.latent import active_units, mutual_information, mutual_information_full
 from textvae.evaluation.likelihood import iw_log_likelihood
 from textvae.evaluation.sums import Sums
+from textvae.inference.decoding import DecodeConfig, decode
+from textvae.inference.features import eval_mode
 from textvae.evaluation.text_metrics import bleu, distinct_n, exact_match, self_bleu
-from textvae.modeling import TextVAE
+from textvae.inference.api import TextVAE
 from textvae.objectives import mmd
 from textvae.utils.precision import resolve_precision
+from textvae.utils.seeding import seeded_generator
 
 # The MMD reported as a metric uses one fixed kernel whatever the training objective used,
 # so rows of a comparison table are measured with the same ruler.
@@ -51,81 +54,79 @@ def evaluate_model(model: TextVAE, batches: Iterable[Any], iw_samples: int = 500
     """
     if iw_samples < 1:
         raise EvaluationError(f"--iw-samples must be >= 1 (500 is the published protocol), got {iw_samples}.")
-    from textvae.inference.decoding import DecodeConfig, decode
-
     greedy, ancestral = DecodeConfig(method="greedy"), DecodeConfig(method="sample")
 
     device = model.device
-    autocast = resolve_precision(precision, device).autocast
-    model.eval()
-    gen = torch.Generator(device=device).manual_seed(seed)
-    tok = model.tokenizer
-    start = time.perf_counter()
+    autocast = resolve_precision(precision, device, option="precision").autocast
+    with eval_mode(model):
+        gen = seeded_generator(device, seed)
+        tok = model.tokenizer
+        start = time.perf_counter()
 
-    sums = Sums()
-    mus, logvars, zs = [], [], []
-    hyps, refs = [], []
-    for batch in tqdm(batches, disable=not progress, total=total, desc="evaluate", dynamic_ncols=True):
-        batch = batch.to(device)
-        ids, lengths = batch.ids, batch.lengths
-        b = ids.shape[0]
-        sums.add(sentences=b, tokens=int((lengths - 1).sum()))
-        if not model.is_vae:  # a language model's NLL is exact
+        sums = Sums()
+        mus, logvars, zs = [], [], []
+        hyps, refs = [], []
+        for batch in tqdm(batches, disable=not progress, total=total, desc="evaluate", dynamic_ncols=True):
+            batch = batch.to(device)
+            ids, lengths = batch.ids, batch.lengths
+            b = ids.shape[0]
+            sums.add(sentences=b, tokens=int((lengths - 1).sum()))
+            if not model.is_vae:  # a language model's NLL is exact
+                with autocast():
+                    rec, _ = model.reconstruction_nll(ids, lengths, None)
+                nll = rec.sum().item()
+                sums.add(iw_nll=nll, neg_elbo=nll, rec=nll)
+                continue
             with autocast():
-                rec, _ = model.reconstruction_nll(ids, lengths, None)
-            nll = rec.sum().item()
-            sums.add(iw_nll=nll, neg_elbo=nll, rec=nll)
-            continue
-        with autocast():
-            out = iw_log_likelihood(model, ids, lengths, iw_samples, chunk_rows, gen)
-        sums.add(iw_nll=-out["iw_ll"].sum().item(), neg_elbo=-out["elbo"].sum().item(),
-                 rec=out["rec"].sum().item(), kl=out["kl"].sum().item())
-        mu, logvar = out["mu"].float(), out["logvar"].float()  # the encoder ran once, inside the IW pass
-        z = mu + (0.5 * logvar).exp() * torch.randn(mu.shape, device=device, generator=gen)
-        if b >= 2:
-            prior = torch.randn(z.shape, device=device, generator=gen)
-            sums.add(mmd=mmd(z, prior, METRIC_KERNEL).item() * b, mi=mutual_information(mu, logvar, z).item() * b)
-        mus.append(mu.float().cpu()), logvars.append(logvar.float().cpu()), zs.append(z.float().cpu())
-        if tok is not None:
-            hyps += [_words(tok, s) for s in decode(model.decoder, mu, b, model.vocab, greedy, max_decode_length)]
-            refs += [_words(tok, row[1:int(n) - 1].tolist()) for row, n in zip(ids.cpu(), lengths.cpu())]
-    n_sent, n_tok = int(sums["sentences"]), int(sums["tokens"])
-    if n_sent == 0:
-        raise EvaluationError("the evaluation split is empty: no sentence to evaluate. Check the split name, "
-                              "data.max_length (everything may have been filtered out) and the data files.")
+                out = iw_log_likelihood(model, ids, lengths, iw_samples, chunk_rows, gen)
+            sums.add(iw_nll=-out["iw_ll"].sum().item(), neg_elbo=-out["elbo"].sum().item(),
+                     rec=out["rec"].sum().item(), kl=out["kl"].sum().item())
+            mu, logvar = out["mu"].float(), out["logvar"].float()  # the encoder ran once, inside the IW pass
+            z = mu + (0.5 * logvar).exp() * torch.randn(mu.shape, device=device, generator=gen)
+            if b >= 2:
+                prior = torch.randn(z.shape, device=device, generator=gen)
+                sums.add(mmd=mmd(z, prior, METRIC_KERNEL).item() * b, mi=mutual_information(mu, logvar, z).item() * b)
+            mus.append(mu.float().cpu()), logvars.append(logvar.float().cpu()), zs.append(z.float().cpu())
+            if tok is not None:
+                hyps += [_words(tok, s) for s in decode(model.decoder, mu, b, model.vocab, greedy, max_decode_length)]
+                refs += [_words(tok, row[1:int(n) - 1].tolist()) for row, n in zip(ids.cpu(), lengths.cpu())]
+        n_sent, n_tok = int(sums["sentences"]), int(sums["tokens"])
+        if n_sent == 0:
+            raise EvaluationError("the evaluation split is empty: no sentence to evaluate. Check the split name, "
+                                  "data.max_length (everything may have been filtered out) and the data files.")
 
-    word_level = bool(getattr(tok, "is_word_level", True))
-    result: dict[str, Any] = sums.means(["iw_nll", "neg_elbo", "rec", "kl", "mmd", "mi"])
-    result.update({
-        "ppl": math.exp(sums["iw_nll"] / n_tok),
-        "ppl_denominator": ("word tokens + one EOS per sentence" if word_level
-                            else "subword tokens + one EOS per sentence (not comparable with word-level PPL)"),
-        "iw_samples": iw_samples if model.is_vae else 0, "precision": precision,
-        "n_sentences": n_sent, "n_tokens": n_tok, "latent_dim": model.latent_dim if model.is_vae else 0,
-    })
-    result["iw_gap"] = result["neg_elbo"] - result["iw_nll"]
-    if model.is_vae:
-        mu_all, logvar_all, z_all = torch.cat(mus), torch.cat(logvars), torch.cat(zs)
-        result["mi_full"] = mutual_information_full(mu_all, logvar_all, z_all).item()
-        result["au"] = active_units(mu_all, au_threshold)
-        result["au_threshold"] = au_threshold
-        if hyps:
-            result["bleu"] = bleu(hyps, refs)
-            result["exact_match"] = exact_match(hyps, refs)
-    else:
-        result.update({"kl": 0.0, "mi": 0.0, "mi_full": 0.0, "au": 0, "mmd": 0.0})
-    if tok is not None and num_prior_samples > 0:
-        # z ~ p(z) for a VAE; a language model samples from its own start state.
-        prior_z = (torch.randn(num_prior_samples, model.latent_dim, device=device, generator=gen)
-                   if model.is_vae else None)
-        samples = [_words(tok, s) for s in decode(model.decoder, prior_z, num_prior_samples, model.vocab,
-                                                  ancestral, max_decode_length, gen)]
-        result.update(distinct_1=distinct_n(samples, 1), distinct_2=distinct_n(samples, 2),
-                      self_bleu=self_bleu(samples))
+        word_level = bool(getattr(tok, "is_word_level", True))
+        result: dict[str, Any] = sums.means(["iw_nll", "neg_elbo", "rec", "kl", "mmd", "mi"])
+        result.update({
+            "ppl": math.exp(sums["iw_nll"] / n_tok),
+            "ppl_denominator": ("word tokens + one EOS per sentence" if word_level
+                                else "subword tokens + one EOS per sentence (not comparable with word-level PPL)"),
+            "iw_samples": iw_samples if model.is_vae else 0, "precision": precision,
+            "n_sentences": n_sent, "n_tokens": n_tok, "latent_dim": model.latent_dim if model.is_vae else 0,
+        })
+        result["iw_gap"] = result["neg_elbo"] - result["iw_nll"]
         if model.is_vae:
-            result["prior_samples"] = [" ".join(s) for s in samples[:10]]
-    result["seconds"] = time.perf_counter() - start
-    return result
+            mu_all, logvar_all, z_all = torch.cat(mus), torch.cat(logvars), torch.cat(zs)
+            result["mi_full"] = mutual_information_full(mu_all, logvar_all, z_all).item()
+            result["au"] = active_units(mu_all, au_threshold)
+            result["au_threshold"] = au_threshold
+            if hyps:
+                result["bleu"] = bleu(hyps, refs)
+                result["exact_match"] = exact_match(hyps, refs)
+        else:
+            result.update({"kl": 0.0, "mi": 0.0, "mi_full": 0.0, "au": 0, "mmd": 0.0})
+        if tok is not None and num_prior_samples > 0:
+            # z ~ p(z) for a VAE; a language model samples from its own start state.
+            prior_z = (torch.randn(num_prior_samples, model.latent_dim, device=device, generator=gen)
+                       if model.is_vae else None)
+            samples = [_words(tok, s) for s in decode(model.decoder, prior_z, num_prior_samples, model.vocab,
+                                                      ancestral, max_decode_length, gen)]
+            result.update(distinct_1=distinct_n(samples, 1), distinct_2=distinct_n(samples, 2),
+                          self_bleu=self_bleu(samples))
+            if model.is_vae:
+                result["prior_samples"] = [" ".join(s) for s in samples[:10]]
+        result["seconds"] = time.perf_counter() - start
+        return result
 
 
 def _words(tokenizer: Any, ids: list[int]) -> list[str]:

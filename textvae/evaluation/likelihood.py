@@ -8,13 +8,13 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from textvae.modeling import TextVAE
+from textvae.modeling import TextVAEModel
 from textvae.objectives import gaussian_kl
 from textvae.modeling.posterior import gaussian_log_prob, sample_gaussian, standard_normal_log_prob
 
 
 @torch.no_grad()
-def iw_log_likelihood(model: TextVAE, ids: Tensor, lengths: Tensor, num_samples: int = 500,
+def iw_log_likelihood(model: TextVAEModel, ids: Tensor, lengths: Tensor, num_samples: int = 500,
                       chunk_rows: int = 512, generator: Optional[torch.Generator] = None) -> dict[str, Tensor]:
     """log p(x) ≥ log (1/K) Σ_k p(x|z_k) p(z_k) / q(z_k|x), z_k ~ q(z|x), per sentence.
 

@@ -11,12 +11,14 @@ import torch
 from textvae.config import ObjectiveConfig
 from textvae.evaluation.latent import active_units, mutual_information
 from textvae.evaluation.sums import Sums
-from textvae.modeling import TextVAE
+from textvae.inference.features import eval_mode
+from textvae.modeling import TextVAEModel
 from textvae.objectives import gaussian_kl, mmd
+from textvae.utils.seeding import seeded_generator
 
 
 @torch.no_grad()
-def validate(model: TextVAE, batches: Iterable[Any], objective: ObjectiveConfig,
+def validate(model: TextVAEModel, batches: Iterable[Any], objective: ObjectiveConfig,
              device: torch.device, autocast: Optional[ContextManager] = None,
              max_batches: Optional[int] = None, seed: int = 1234,
              au_threshold: float = 0.01) -> dict[str, float]:
@@ -30,27 +32,25 @@ def validate(model: TextVAE, batches: Iterable[Any], objective: ObjectiveConfig,
         ppl_elbo (exp of −ELBO per predicted token, an upper bound on the PPL), n_sentences,
         n_tokens.
     """
-    was_training = model.training
-    model.eval()
-    generator = torch.Generator(device=device).manual_seed(seed)
+    generator = seeded_generator(device, seed)
     sums = Sums()
     mus = []
-    for i, batch in enumerate(batches):
-        if max_batches is not None and i >= max_batches:
-            break
-        batch = batch.to(device)
-        with autocast or nullcontext():
-            out = model(batch.ids, batch.lengths, generator=generator)
-        b = batch.ids.shape[0]
-        sums.add(rec=out.rec.sum().item(), tokens=int(out.n_tokens.item()), sentences=b)
-        if model.is_vae:
-            sums.add(kl=gaussian_kl(out.mu, out.logvar).sum().item())
-            mus.append(out.mu.float().cpu())
-            if b >= 2:
-                prior = torch.randn(out.z.shape, device=device, generator=generator)
-                sums.add(mmd=mmd(out.z, prior, objective.kernel, objective.bandwidth).item() * b,
-                         mi=mutual_information(out.mu, out.logvar, out.z).item() * b)
-    model.train(was_training)
+    with eval_mode(model):
+        for i, batch in enumerate(batches):
+            if max_batches is not None and i >= max_batches:
+                break
+            batch = batch.to(device)
+            with autocast or nullcontext():
+                out = model(batch.ids, batch.lengths, generator=generator)
+            b = batch.ids.shape[0]
+            sums.add(rec=out.rec.sum().item(), tokens=int(out.n_tokens.item()), sentences=b)
+            if model.is_vae:
+                sums.add(kl=gaussian_kl(out.mu, out.logvar).sum().item())
+                mus.append(out.mu.float().cpu())
+                if b >= 2:
+                    prior = torch.randn(out.z.shape, device=device, generator=generator)
+                    sums.add(mmd=mmd(out.z, prior, objective.kernel, objective.bandwidth).item() * b,
+                             mi=mutual_information(out.mu, out.logvar, out.z).item() * b)
     n_sent, n_tok = int(sums["sentences"]), int(sums["tokens"])
     if n_sent == 0:
         raise ValueError("the validation split is empty: nothing to evaluate. Check data.valid_files "

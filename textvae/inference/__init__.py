@@ -1,1 +1,7 @@
-"""Using a trained model: decoding, generation, reconstruction, interpolation, features."""
+"""Using a trained model: the user-facing TextVAE, decoding, generation, reconstruction,
+interpolation, features."""
+
+from textvae.inference.api import LatentAPIError, TextVAE, latent_path
+from textvae.inference.decoding import DecodeConfig
+
+__all__ = ["DecodeConfig", "LatentAPIError", "TextVAE", "latent_path"]

@@ -1,4 +1,4 @@
-"""User-facing methods of TextVAE that work on text (mixed into the model class).
+"""TextVAE, what users load and call: the model with its tokenizer, and the methods that work on text.
 
     model = TextVAE.from_pretrained("runs/ptb/model")
     model.generate(5, method="sample", top_p=0.9, seed=0)
@@ -14,16 +14,20 @@ Decoding options (``method``, ``max_length``, ``temperature``, ``top_k``, ``top_
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Literal, Optional
+from pathlib import Path
+from typing import Any, Literal, Optional
 
 import torch
 from torch import Tensor
 
+from textvae.config import ModelConfig
+from textvae.data.tokenizers import TextTokenizer
 from textvae.errors import TextVAEError
 from textvae.inference.decoding import DecodeConfig, decode, decode_config
-
-if TYPE_CHECKING:
-    from textvae.modeling import TextVAE
+from textvae.inference.features import check_max_length, default_max_length, encode_texts, eval_mode
+from textvae.modeling import ModelLoadError, TextVAEModel, VocabSpec
+from textvae.utils.layout import TOKENIZER_DIR
+from textvae.utils.seeding import seeded_generator
 
 
 class LatentAPIError(ValueError, TextVAEError):
@@ -87,19 +91,48 @@ def latent_path(a: Tensor, b: Tensor, steps: int, method: str = "lerp") -> Tenso
     return path
 
 
-# --------------------------------------------------------------------------- the mixin
+# --------------------------------------------------------------------------- the model users call
 
 
-def _generator(device: torch.device, seed: Optional[int]) -> Optional[torch.Generator]:
-    return torch.Generator(device=device).manual_seed(seed) if seed is not None else None
+class TextVAE(TextVAEModel):
+    """A :class:`~textvae.modeling.TextVAEModel` with its tokenizer: it reads and writes text.
 
+    Args:
+        config: the ``model`` section of a recipe.
+        vocab: special ids and vocabulary size from the tokenizer.
+        tokenizer: the tokenizer itself, kept so that a model directory is self-contained.
+    """
 
-class LatentAPIMixin:
-    """generate / reconstruct / interpolate / encode on :class:`~textvae.modeling.TextVAE`."""
+    def __init__(self, config: ModelConfig, vocab: VocabSpec, tokenizer: Optional[TextTokenizer] = None):
+        super().__init__(config, vocab)
+        self.tokenizer = tokenizer
+
+    # ------------------------------------------------------------------ persistence
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write the tokenizer, ``model.safetensors`` and ``config.json`` into ``directory`` (each
+        atomically; config.json last, so a directory with one is complete)."""
+        directory = Path(directory)
+        if self.tokenizer is not None:
+            directory.mkdir(parents=True, exist_ok=True)
+            self.tokenizer.save(directory / TOKENIZER_DIR)
+        return super().save_pretrained(directory)
+
+    @classmethod
+    def _load_extras(cls, directory: Path, vocab: VocabSpec) -> dict[str, Any]:
+        if not (directory / TOKENIZER_DIR).is_dir():
+            return {"tokenizer": None}
+        tokenizer = _load_tokenizer(directory / TOKENIZER_DIR)
+        if tokenizer.vocab_size != vocab.vocab_size:
+            raise ModelLoadError(
+                f"the tokenizer in {directory / TOKENIZER_DIR} has {tokenizer.vocab_size} tokens but the "
+                f"model was built for {vocab.vocab_size}; the directory mixes files of two runs. "
+                "Copy the tokenizer/ folder of the run that wrote these weights.")
+        return {"tokenizer": tokenizer}
 
     # ------------------------------------------------------------------ decoding
 
-    def decode_latent(self: "TextVAE", z: Optional[Tensor], n: Optional[int] = None, *, seed: Optional[int] = None,
+    def decode_latent(self, z: Optional[Tensor], n: Optional[int] = None, *, seed: Optional[int] = None,
                       decoding: Optional[DecodeConfig] = None, batch_size: int = 256,
                       **options: Any) -> list[str]:
         """Sentences decoded from latents z (N, D) (or ``n`` unconditional ones for an LM).
@@ -109,8 +142,6 @@ class LatentAPIMixin:
             seed: seeds the sampler (``method=sample``); None uses torch's global RNG.
             batch_size: latents decoded at once.
         """
-        from textvae.inference.features import check_max_length, default_max_length, eval_mode
-
         self._require_tokenizer()
         cfg = decode_config(decoding, **options)
         max_length = cfg.max_length or default_max_length(self)
@@ -124,7 +155,7 @@ class LatentAPIMixin:
             raise LatentAPIError("this model is a VAE: decoding needs latents z (N, latent_dim).")
         if n is None or n < 0:
             raise LatentAPIError(f"the number of sentences must be >= 0, got {n}.")
-        generator = _generator(self.device, seed)
+        generator = seeded_generator(self.device, seed)
         ids: list[list[int]] = []
         with eval_mode(self):
             for start in range(0, n, batch_size):
@@ -133,7 +164,7 @@ class LatentAPIMixin:
                 ids += decode(self.decoder, chunk, rows, self.vocab, cfg, max_length, generator)
         return self.tokenizer.decode_batch(ids)
 
-    def generate(self: "TextVAE", n: int = 1, *, seed: Optional[int] = None,
+    def generate(self, n: int = 1, *, seed: Optional[int] = None,
                  decoding: Optional[DecodeConfig] = None, batch_size: int = 256, **options: Any) -> list[str]:
         """``n`` sentences from the prior: z ~ N(0, I), decoded (an LM decodes without z).
 
@@ -143,12 +174,12 @@ class LatentAPIMixin:
             raise LatentAPIError(f"n must be >= 0, got {n}.")
         z = None
         if self.is_vae:
-            generator = _generator(self.device, seed)
+            generator = seeded_generator(self.device, seed)
             z = torch.randn(n, self.latent_dim, device=self.device, generator=generator)
             seed = None if seed is None else seed + 1  # the sampler gets its own stream
         return self.decode_latent(z, n, seed=seed, decoding=decoding, batch_size=batch_size, **options)
 
-    def reconstruct(self: "TextVAE", texts: Sequence[str] | str, *, use: Literal["mean", "sample"] = "mean",
+    def reconstruct(self, texts: Sequence[str] | str, *, use: Literal["mean", "sample"] = "mean",
                     seed: Optional[int] = None, max_input_length: Optional[int] = None,
                     decoding: Optional[DecodeConfig] = None, batch_size: int = 64, **options: Any) -> list[str]:
         """Encode each text (μ, or a sample of q(z|x) with ``use="sample"``) and decode it back.
@@ -159,7 +190,7 @@ class LatentAPIMixin:
         z = self.encode(texts, use=use, seed=seed, max_length=max_input_length, batch_size=batch_size)
         return self.decode_latent(z, seed=seed, decoding=decoding, batch_size=batch_size, **options)
 
-    def interpolate(self: "TextVAE", a: Optional[str] = None, b: Optional[str] = None, steps: int = 8, *,
+    def interpolate(self, a: Optional[str] = None, b: Optional[str] = None, steps: int = 8, *,
                     method: str = "lerp", use: Literal["mean", "sample"] = "mean", seed: Optional[int] = None,
                     max_input_length: Optional[int] = None, decoding: Optional[DecodeConfig] = None,
                     **options: Any) -> list[str]:
@@ -172,7 +203,7 @@ class LatentAPIMixin:
                                           max_input_length=max_input_length)
         return self.decode_latent(path, seed=seed, decoding=decoding, **options)
 
-    def interpolation_latents(self: "TextVAE", a: Optional[str] = None, b: Optional[str] = None, steps: int = 8,
+    def interpolation_latents(self, a: Optional[str] = None, b: Optional[str] = None, steps: int = 8,
                               *, method: str = "lerp", use: Literal["mean", "sample"] = "mean",
                               seed: Optional[int] = None, max_input_length: Optional[int] = None) -> Tensor:
         """The latent points :meth:`interpolate` decodes. → (steps, D) on the model's device."""
@@ -183,7 +214,7 @@ class LatentAPIMixin:
         if (a is None) != (b is None):
             raise LatentAPIError("give two sentences to interpolate between, or none to use two prior samples.")
         if a is None:
-            ends = torch.randn(2, self.latent_dim, device=self.device, generator=_generator(self.device, seed))
+            ends = torch.randn(2, self.latent_dim, device=self.device, generator=seeded_generator(self.device, seed))
         else:
             for text in (a, b):
                 if not isinstance(text, str):
@@ -193,7 +224,7 @@ class LatentAPIMixin:
 
     # ------------------------------------------------------------------ encoding
 
-    def encode(self: "TextVAE", texts: Sequence[str] | str, *, use: Literal["mean", "sample"] = "mean",
+    def encode(self, texts: Sequence[str] | str, *, use: Literal["mean", "sample"] = "mean",
                batch_size: int = 64, max_length: Optional[int] = None, seed: Optional[int] = None,
                progress: bool = False) -> Tensor:
         """Latent features of texts: μ of q(z|x) (``use="mean"``) or one sample. → (N, D) fp32 CPU.
@@ -202,14 +233,24 @@ class LatentAPIMixin:
         an :class:`~textvae.inference.features.InputWarning` says how many; empty texts and texts
         of unknown words only are encoded as they are, with a warning.
         """
-        from textvae.inference.features import encode_texts
-
-        return encode_texts(self, texts, use, batch_size, max_length, _generator(self.device, seed), progress)
+        return encode_texts(self, texts, use, batch_size, max_length, seeded_generator(self.device, seed), progress)
 
     # ------------------------------------------------------------------ helpers
 
-    def _require_tokenizer(self: "TextVAE") -> None:
+    def _require_tokenizer(self) -> None:
         if self.tokenizer is None:
             raise LatentAPIError("this model has no tokenizer, so it cannot write text. Load it with "
                                  "TextVAE.from_pretrained from a directory with a tokenizer/ folder, or build "
                                  "it as TextVAE(config, vocab, tokenizer).")
+
+
+def _load_tokenizer(directory: Path) -> TextTokenizer:
+    try:
+        return TextTokenizer.load(directory)
+    except TextVAEError as err:
+        raise ModelLoadError(str(err)) from err
+    except Exception as err:  # tokenizers and sentencepiece raise their own types for a damaged file
+        reason = " ".join(str(err).split())[:160]
+        raise ModelLoadError(f"{directory} cannot be read ({type(err).__name__}: {reason}); its files are "
+                             "truncated or altered. Copy the tokenizer/ folder of the run that wrote these "
+                             "weights.") from err

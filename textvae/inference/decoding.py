@@ -17,15 +17,13 @@ from __future__ import annotations
 import dataclasses
 import difflib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Literal, Optional
+from typing import Any, Callable, Literal, Optional
 
 import torch
 from torch import Tensor, nn
 
 from textvae.errors import TextVAEError
-
-if TYPE_CHECKING:  # a runtime import would be circular: the model imports this package
-    from textvae.modeling.outputs import VocabSpec
+from textvae.modeling.outputs import VocabSpec
 
 
 class DecodingError(ValueError, TextVAEError):

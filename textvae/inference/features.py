@@ -20,12 +20,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from textvae.config import DataConfig
+from textvae.data import SHIPPED_CORPORA, Collator, DataError, label_names, load_corpus
 from textvae.errors import TextVAEError
+from textvae.modeling.posterior import sample_gaussian
+from textvae.utils.seeding import seeded_generator
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only: TextVAE (inference/api.py) is built on these helpers
     from datasets import Dataset
 
-    from textvae.modeling import TextVAE
+    from textvae.inference.api import TextVAE
 
 Use = Literal["mean", "sample"]
 FEATURE_FORMATS = (".npy", ".parquet")
@@ -150,9 +154,6 @@ def encode_ids(model: "TextVAE", ids: list[list[int]], use: Use = "mean", batch_
         raise FeatureError(f"use must be 'mean' or 'sample', got {use!r}.")
     if batch_size < 1:
         raise FeatureError(f"batch_size must be >= 1, got {batch_size}.")
-    from textvae.data import Collator
-    from textvae.modeling.posterior import sample_gaussian
-
     collate = Collator(model.vocab.pad_id, model.vocab.bos_id, model.vocab.eos_id)
     out = [torch.zeros(0, model.latent_dim)]
     starts = range(0, len(ids), batch_size)
@@ -196,7 +197,7 @@ def encode_dataset(model: "TextVAE", dataset: "Dataset", batch_size: int = 64, u
         raise FeatureError(f"the dataset has no column {text_column!r}; its columns are {dataset.column_names}.")
     max_length = max_length or default_max_length(model)
     check_max_length(model, max_length, "encoder")
-    generator = torch.Generator(device=model.device).manual_seed(seed) if seed is not None else None
+    generator = seeded_generator(model.device, seed)
     total = TokenizeReport()
 
     def add_z(batch: dict[str, list]) -> dict[str, Any]:
@@ -263,10 +264,7 @@ def load_texts(source: str, split: str = "train", text_column: str = "text",
     Raises:
         DataError: a missing file, an unknown name or split, a missing column.
     """
-    from datasets import concatenate_datasets
-
-    from textvae.config import DataConfig
-    from textvae.data import SHIPPED_CORPORA, DataError, label_names, load_corpus
+    from datasets import concatenate_datasets  # imported when used: datasets takes a second to import
 
     if Path(source).is_file() or source not in SHIPPED_CORPORA:
         if not Path(source).is_file():

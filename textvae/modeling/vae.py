@@ -1,8 +1,12 @@
-"""TextVAE: encoder → q(z|x) → decoder, with save_pretrained / from_pretrained."""
+"""TextVAEModel: encoder → q(z|x) → decoder as an ``nn.Module``, with its config.json +
+safetensors persistence.
+
+What users load and call — with its tokenizer, generate / encode / reconstruct — is
+:class:`textvae.TextVAE` (``textvae/inference/api.py``), which extends this class; modeling
+knows nothing of text, tokenizers or decoding.
+"""
 
 from __future__ import annotations
-
-from textvae.errors import TextVAEError
 
 import copy
 import dataclasses
@@ -16,13 +20,13 @@ from safetensors.torch import load_model, save_model
 from torch import Tensor, nn
 
 from textvae.config import ConfigError, ModelConfig, build_dataclass
-from textvae.inference.api import LatentAPIMixin
+from textvae.errors import TextVAEError
 from textvae.modeling.linear_ce import linear_cross_entropy
 from textvae.modeling.outputs import VAEOutput, VocabSpec
 from textvae.modeling.posterior import GaussianHead, sample_gaussian
 from textvae.modeling.registry import decoder_class, encoder_class
 from textvae.utils.io import atomic_write, atomic_write_json
-from textvae.utils.layout import (CONFIG_NAME, MODEL_DIR, RUN_RECIPE_NAME, TOKENIZER_DIR, WEIGHTS_NAME,
+from textvae.utils.layout import (CONFIG_NAME, MODEL_DIR, RUN_RECIPE_NAME, WEIGHTS_NAME,
                                   intact_models, intact_models_sentence, is_run_dir, run_dir_of)
 
 FORMAT_VERSION = 1
@@ -32,21 +36,20 @@ class ModelLoadError(ValueError, TextVAEError):
     """A model directory that cannot be read; the message names the file and what to do."""
 
 
-class TextVAE(LatentAPIMixin, nn.Module):
+class TextVAEModel(nn.Module):
     """A sentence VAE (``mode: vae``) or the same decoder as a plain LM (``mode: lm``).
 
     Args:
         config: the ``model`` section of a recipe.
         vocab: special ids and vocabulary size from the tokenizer.
-        tokenizer: the tokenizer itself, kept so that a model directory is self-contained.
     """
 
-    def __init__(self, config: ModelConfig, vocab: VocabSpec, tokenizer: Any = None):
+    def __init__(self, config: ModelConfig, vocab: VocabSpec):
         super().__init__()
         # A private copy: parts loaded from `pretrained` record their architecture in it (hf_config),
         # which save_pretrained writes, while the caller's recipe stays as written.
         config = copy.deepcopy(config)
-        self.config, self.vocab, self.tokenizer = config, vocab, tokenizer
+        self.config, self.vocab = config, vocab
         if config.mode == "vae":
             self.encoder = encoder_class(config.encoder.kind)(config.encoder, config, vocab)
             self.head = GaussianHead(self.encoder.output_dim, config.latent_dim, config.min_logvar,
@@ -129,15 +132,13 @@ class TextVAE(LatentAPIMixin, nn.Module):
     # ------------------------------------------------------------------ persistence
 
     def save_pretrained(self, directory: str | Path) -> Path:
-        """Write ``config.json``, ``model.safetensors`` and the tokenizer into ``directory``.
+        """Write ``config.json`` and ``model.safetensors`` into ``directory``.
 
         Each file is written to a temporary name and renamed, so a crash leaves the previous
         files readable.
         """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        if self.tokenizer is not None:
-            self.tokenizer.save(directory / TOKENIZER_DIR)
         atomic_write(directory / WEIGHTS_NAME, lambda tmp: save_model(self, str(tmp), metadata={"format": "pt"}))
         atomic_write_json(directory / CONFIG_NAME, {
             "format_version": FORMAT_VERSION,
@@ -147,7 +148,7 @@ class TextVAE(LatentAPIMixin, nn.Module):
         return directory
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> "TextVAE":
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> "TextVAEModel":
         """Rebuild a model from a directory written by :meth:`save_pretrained`, or from a run
         directory (``textvae train --output DIR``), whose ``model/`` it loads, as the CLI does.
 
@@ -169,7 +170,7 @@ class TextVAE(LatentAPIMixin, nn.Module):
             raise ModelLoadError(f"{err} {intact_models_sentence(run_dir, skip=directory)}") from err
 
     @classmethod
-    def _load_pretrained(cls, directory: Path, device: str | torch.device) -> "TextVAE":
+    def _load_pretrained(cls, directory: Path, device: str | torch.device) -> "TextVAEModel":
         config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
         if not directory.is_dir():
             what = "is a file, not a directory" if directory.exists() else "does not exist"
@@ -199,15 +200,7 @@ class TextVAE(LatentAPIMixin, nn.Module):
             vocab = VocabSpec(**meta["vocab"])
         except (KeyError, TypeError, ConfigError) as err:
             raise ModelLoadError(f"{config_path} does not describe a textvae model: {err}") from err
-        tokenizer = None
-        if (directory / TOKENIZER_DIR).is_dir():
-            tokenizer = _load_tokenizer(directory / TOKENIZER_DIR)
-            if tokenizer.vocab_size != vocab.vocab_size:
-                raise ModelLoadError(
-                    f"the tokenizer in {directory / TOKENIZER_DIR} has {tokenizer.vocab_size} tokens but the "
-                    f"model was built for {vocab.vocab_size}; the directory mixes files of two runs. "
-                    "Copy the tokenizer/ folder of the run that wrote these weights.")
-        model = cls(config, vocab, tokenizer)
+        model = cls(config, vocab, **cls._load_extras(directory, vocab))
         if not weights_path.is_file():
             raise ModelLoadError(f"{directory} has no {WEIGHTS_NAME}; the weights were not saved or were removed.")
         try:
@@ -221,6 +214,12 @@ class TextVAE(LatentAPIMixin, nn.Module):
                 f"{weights_path} does not match {config_path}: missing {sorted(missing)[:5]}, "
                 f"unexpected {sorted(unexpected)[:5]}. The files come from different models.")
         return model.to(device)
+
+    @classmethod
+    def _load_extras(cls, directory: Path, vocab: VocabSpec) -> dict[str, Any]:
+        """Constructor arguments a subclass reads from a model directory besides the weights
+        (:class:`textvae.TextVAE`: its tokenizer); checked before the weights are read."""
+        return {}
 
     # ------------------------------------------------------------------ freezing
 
@@ -240,20 +239,6 @@ class TextVAE(LatentAPIMixin, nn.Module):
                 params = part.body_parameters() if hasattr(part, "body_parameters") else list(part.parameters())
             for param in params:
                 param.requires_grad_(False)
-
-
-def _load_tokenizer(directory: Path) -> Any:
-    from textvae.data.tokenizers import TextTokenizer
-
-    try:
-        return TextTokenizer.load(directory)
-    except TextVAEError as err:
-        raise ModelLoadError(str(err)) from err
-    except Exception as err:  # tokenizers and sentencepiece raise their own types for a damaged file
-        reason = " ".join(str(err).split())[:160]
-        raise ModelLoadError(f"{directory} cannot be read ({type(err).__name__}: {reason}); its files are "
-                             "truncated or altered. Copy the tokenizer/ folder of the run that wrote these "
-                             "weights.") from err
 
 
 def _unfinished_run_message(run_dir: Path) -> str:

@@ -15,7 +15,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from textvae.modeling import TextVAE
+from textvae.inference.api import TextVAE
 from textvae.modeling.vae import WEIGHTS_NAME
 from textvae.utils.io import atomic_write, fsync_dir, os_error_of
 from textvae.utils.layout import CHECKPOINT_PREFIX as PREFIX, CHECKPOINTS_DIR

@@ -8,19 +8,20 @@ Under torchrun (``textvae train --nproc N``) the same loop runs on every rank wi
 DistributedDataParallel: ``train.batch_size`` is the global batch, rank 0 logs and writes while
 the others wait for it, and rank 0 alone validates (on the whole validation split, with the
 global batch size, so the numbers are the single-process ones) and hands the result to the others.
+
+Over 400 lines because setup, the loop, one step, validation and saving stay in the one class a
+reader follows top to bottom; everything around them lives in the modules named above.
 """
 
 from __future__ import annotations
 
 import math
-import random
 import time
 import warnings
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, ContextManager, Iterator, Optional
 
-import numpy as np
 import torch
 from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
@@ -30,7 +31,8 @@ from textvae.config import Recipe, dump_recipe
 from textvae.data import LengthBucketSampler
 from textvae.evaluation.report import write_report
 from textvae.evaluation.validation import validate
-from textvae.modeling import TextVAE, VocabSpec
+from textvae.inference.api import TextVAE
+from textvae.modeling import VocabSpec
 from textvae.objectives import LossTerms, infovae_loss, kl_beta
 from textvae.training.builders import make_loaders, make_optimizer, prepare_data
 from textvae.training.checkpoint import (checkpoint_dirs, clean_leftovers, load_checkpoint, rng_state,
@@ -50,15 +52,10 @@ from textvae.training.window import LogWindow
 from textvae.utils.io import atomic_write_json, atomic_write_text
 from textvae.utils.metrics import MetricsLogger
 from textvae.utils.precision import flush_denormals, resolve_device, resolve_precision
+from textvae.utils.seeding import seed_everything
 
 __all__ = ["BEST_DIR", "CHECKPOINTS_DIR", "MODEL_DIR", "RECIPE_NAME", "RunDirError", "TrainResult", "Trainer",
            "TrainingError", "seed_everything", "train"]
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 class Trainer:
@@ -90,6 +87,8 @@ class Trainer:
         self.replicas = replicas_from_env()
         self.local_batch = local_batch_size(recipe.train.batch_size, self.replicas.world_size)
         self.device = init_process_group(self.replicas, resolve_device(recipe.train.device))
+        # Before the run directory is touched: a precision this CPU cannot run well stops here.
+        self.precision = resolve_precision(recipe.train.precision, self.device)
         self.resume, self.progress = resume, progress and self.replicas.is_main
         on_main(self.replicas, lambda: prepare_run_dir(self.run_dir, recipe, resume, overwrite))
         self.recipe_text = dump_recipe(recipe)
@@ -110,7 +109,6 @@ class Trainer:
         # Threads first: the denormal flush reaches only the worker threads started after it.
         recorded = recorded_numerics(self.run_dir) if self.resume else {}
         set_threads(self.threads_asked, recorded, self.allow_different_threads, self.run_dir, self._say)
-        self.precision = resolve_precision(cfg.precision, self.device)
         if cfg.flush_denormal:
             flush_denormals(self.device)
         say_numerics(self.device, self.precision, r, recorded, self._say)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from textvae.errors import TextVAEError
 
+import os
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import ContextManager, Optional
@@ -64,17 +65,27 @@ def flush_denormals(device: torch.device) -> None:
         torch.set_flush_denormal(True)
 
 
-def resolve_precision(name: str, device: torch.device) -> Precision:
+ALLOW_EMULATED_BF16 = "TEXTVAE_ALLOW_EMULATED_BF16"
+"""Set to 1 to run bf16 on a CPU without bf16 arithmetic anyway (slowly), e.g. to check its numerics."""
+
+
+def resolve_precision(name: str, device: torch.device, option: str = "train.precision") -> Precision:
     """``fp32 | bf16 | fp16 | auto`` on ``device`` → a :class:`Precision`.
 
     ``auto`` picks bf16 on CUDA devices that support it, else fp16 with a GradScaler; on CPU,
     bf16 where the CPU does bf16 arithmetic in hardware (Intel AMX, AVX512-BF16), else fp32: bf16
     autocast is only faster with it (1.4–2.3× measured on both kinds, with the fp32 validation
-    curve; on an AVX2 CPU bf16 runs emulated, slower than fp32: benchmarks/results).
+    curve; benchmarks/results).
 
-    ``bf16`` runs on every CPU: where oneDNN has no bf16 LSTM kernel (CPUs without AVX-512), the
-    LSTM recurrence runs in fp32 and the other matmuls in bf16 (see
-    :func:`textvae.modeling.lstm.run_lstm`); :func:`precision_note` says so at the start of a run.
+    ``bf16`` on a CPU without bf16 arithmetic is refused before any work: there oneDNN emulates
+    it, at 0.9–1.2 GFLOP/s against 140–165 in fp32 on an AVX2 EPYC (measured), which would make a
+    run tens of times slower for nothing. :data:`ALLOW_EMULATED_BF16` lets it run anyway; then,
+    where oneDNN has no bf16 LSTM kernel (CPUs without AVX-512), the LSTM recurrence runs in fp32
+    (:func:`textvae.modeling.lstm.run_lstm`) and :func:`precision_note` says so.
+
+    Args:
+        option: how the user set the precision, for messages (``train.precision`` in a recipe,
+            ``--precision`` on the command line).
     """
     if name == "auto":
         if device.type == "cuda":
@@ -84,6 +95,8 @@ def resolve_precision(name: str, device: torch.device) -> Precision:
     if name == "fp32":
         return Precision(name, device, None, False)
     if name == "bf16":
+        if device.type == "cpu" and not cpu_has_bf16_hardware() and not os.environ.get(ALLOW_EMULATED_BF16):
+            raise PrecisionError(_emulated_bf16_message(option))
         return Precision(name, device, torch.bfloat16, False)
     if name == "fp16":
         if device.type != "cuda":
@@ -94,6 +107,18 @@ def resolve_precision(name: str, device: torch.device) -> Precision:
     raise PrecisionError(f"unknown precision {name!r}; choose fp32, bf16, fp16 or auto.")
 
 
+def _emulated_bf16_message(option: str) -> str:
+    from textvae.utils.cpu import cpu_description
+
+    said = f"{option}=bf16" if not option.startswith("-") else f"{option} bf16"
+    fp32 = f"{option}=fp32" if not option.startswith("-") else f"{option} fp32"
+    return (f"{said}: this CPU ({cpu_description()}) has no bf16 arithmetic (AVX512-BF16 or AMX), so bf16 "
+            "matmuls would run emulated, measured at about 1 GFLOP/s against 140-165 GFLOP/s in fp32 on such "
+            "a CPU (benchmarks/results/throughput_cpu_epyc_avx2.md): tens of times slower, for no gain. Use "
+            f"{fp32}, or auto, which picks the fastest precision of each CPU (fp32 on this one). To run bf16 "
+            f"anyway, e.g. to check its numerics, set {ALLOW_EMULATED_BF16}=1.")
+
+
 def precision_note(precision: Precision) -> Optional[str]:
     """What a user should know about ``precision`` on this CPU, or None: bf16 without bf16
     hardware is emulated (slower than fp32), and without oneDNN's bf16 LSTM kernel the LSTM
@@ -101,9 +126,9 @@ def precision_note(precision: Precision) -> Optional[str]:
     if precision.device.type != "cpu" or precision.dtype != torch.bfloat16:
         return None
     notes = []
-    if not cpu_has_bf16_hardware():
-        notes.append("this CPU has no bf16 arithmetic (AVX512-BF16 or AMX), so bf16 matmuls are emulated "
-                     "and run slower than fp32: train.precision=fp32 (or auto, which picks fp32 here) is faster")
+    if not cpu_has_bf16_hardware():  # only with ALLOW_EMULATED_BF16 set
+        notes.append(f"this CPU has no bf16 arithmetic (AVX512-BF16 or AMX), so bf16 matmuls run emulated, "
+                     f"tens of times slower than fp32 ({ALLOW_EMULATED_BF16} is set)")
     if not lstm_bf16_supported():
         notes.append("oneDNN has no bf16 LSTM kernel for this CPU, so LSTM layers run in fp32 while the "
                      "other layers run in bf16")

@@ -4,6 +4,9 @@ For each label budget k, each seed draws k labelled training sentences per class
 class when it has fewer), fits a logistic regression on their μ, and scores it on the whole
 test set. Two baselines see the same draws: the majority class of the draw, and a bag of words
 (CountVectorizer + logistic regression). The budget ``all`` uses every training sentence once.
+
+This module takes texts and labels already read; ``textvae probe`` (:mod:`textvae.commands.probe`)
+reads them from a shipped corpus or files.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import numpy as np
 from textvae.errors import TextVAEError
 
 if TYPE_CHECKING:
-    from textvae.modeling import TextVAE
+    from textvae.inference.api import TextVAE
 
 METHODS = ("latent", "bow", "majority")
 
@@ -209,72 +212,6 @@ def probe_features(train_x: np.ndarray, train_y: Sequence[int], test_x: np.ndarr
     return ProbeResult(rows, n_classes=len(np.unique(train_y)), n_train_pool=len(train_y), n_test=len(test_y),
                        seeds=list(seeds), test_majority=majority_accuracy(test_y, test_y),
                        label_names=label_names)
-
-
-def load_probe_sets(dataset: Optional[str] = None, train: Optional[str] = None, test: Optional[str] = None,
-                    text_column: Optional[str] = None, label_column: Optional[str] = None,
-                    format: Optional[str] = None, encoding: Optional[str] = None) -> dict[str, Any]:
-    """Texts and labels of a probe's train and test sets, with one label mapping for both.
-
-    Either ``dataset`` (a shipped labelled corpus: ``yelp`` trains on its whole train split —
-    the Shen dev files — and tests on test; ``sst2`` on train and test) or two files (or glob
-    patterns) read with ``format`` (default: from the extension), ``encoding`` (utf-8),
-    ``text_column`` (text) and ``label_column`` (label). Errors name the ``textvae probe`` flags.
-
-    Returns:
-        ``train_texts``, ``train_labels``, ``test_texts``, ``test_labels``, ``label_names``;
-        ``notes`` (rows left out on load, label-only lines) and ``warnings`` (train and test
-        share a file), one line each.
-    Raises:
-        ProbeError / DataError: no or two sources, file options for a shipped corpus,
-            unlabelled data, a missing label column.
-    """
-    from textvae.config import DataConfig
-    from textvae.data import SHIPPED_CORPORA, label_names, load_corpus
-    from textvae.data.corpora import OptionNames, corpus_notes, expand_files
-    from textvae.inference.features import load_texts
-
-    files = [f for f in (train, test) if f is not None]
-    if (dataset is None) == (not files) or len(files) == 1:
-        raise ProbeError("give either --dataset (yelp, sst2) or both --train FILE and --test FILE.")
-    options = {"format": format, "encoding": encoding, "text_column": text_column, "label_column": label_column}
-    options = {key: value for key, value in options.items() if value is not None}
-    notes: list[str] = []
-    cautions: list[str] = []
-    if dataset is not None:
-        if not SHIPPED_CORPORA.get(dataset) or not SHIPPED_CORPORA[dataset].label_names:
-            labelled = [n for n, c in SHIPPED_CORPORA.items() if c.label_names]
-            raise ProbeError(f"{dataset!r} is not a shipped labelled corpus; choose one of {', '.join(labelled)} "
-                             "or give --train and --test files.")
-        given = [f"--{key.replace('_', '-')}" for key, value in options.items()
-                 if value != {"text_column": "text", "label_column": "label"}.get(key)]
-        if given:
-            raise ProbeError(f"{' and '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to --train/--test "
-                             f"files; the shipped corpus {dataset!r} is read in its own format. Leave "
-                             f"{'it' if len(given) == 1 else 'them'} out.")
-        train_texts, train_labels, names = load_texts(dataset, "train")
-        test_texts, test_labels, _ = load_texts(dataset, "test")
-    else:
-        flags = OptionNames.flags({"train": "--train", "validation": "--train", "test": "--test"}, "--dataset",
-                                  label_optional=False)
-        train_paths = {p.resolve() for p in expand_files([train], "--train") if p.is_file()}
-        shared = train_paths & {p.resolve() for p in expand_files([test], "--test") if p.is_file()}
-        if shared:
-            cautions.append(
-                f"--train and --test share {'the same file' if len(shared) == 1 else 'files'} "
-                f"({', '.join(sorted(map(str, shared)))}): the probe is tested on sentences it was trained on, so "
-                "its accuracy says how well it fits them, not how well it generalises. Give a held-out --test file.")
-        # One load_corpus call so train and test share the label mapping; the train file given
-        # as validation too stops a random part of it being carved off.
-        cfg = DataConfig(name=None, train_files=[train], valid_files=[train], test_files=[test],
-                         **{"label_column": "label", **options})
-        corpus = load_corpus(cfg, names=flags)
-        notes = corpus_notes(corpus, ["train", "test"], {"train": f"--train {train}", "test": f"--test {test}"})
-        names = label_names(corpus)
-        train_texts, test_texts = corpus["train"]["text"], corpus["test"]["text"]
-        train_labels, test_labels = corpus["train"]["label"], corpus["test"]["label"]
-    return {"train_texts": list(train_texts), "train_labels": list(train_labels), "test_texts": list(test_texts),
-            "test_labels": list(test_labels), "label_names": names, "notes": notes, "warnings": cautions}
 
 
 def subsample(n: int, limit: Optional[int], seed: int = 0) -> np.ndarray:

@@ -1,25 +1,25 @@
-"""Recipe configuration: dataclasses loaded from YAML, plus ``key.sub=value`` overrides.
+"""The recipe schema: one dataclass per section, each validating itself in ``__post_init__``.
 
 A recipe has five sections — ``data``, ``tokenizer``, ``model``, ``objective``, ``train`` —
-each a dataclass below. Unknown keys and wrong types stop with a :class:`ConfigError` that
-names the key and the closest valid one, because a silently ignored typo in a recipe costs a
-whole training run.
+gathered in :class:`Recipe`. The ``model`` section is also the saved model's config: ``config.json``
+holds a :class:`ModelConfig`, with ``hf_config`` filled in for parts loaded from ``pretrained``
+(see :attr:`EncoderConfig.hf_config`). Reading these from YAML and dotted overrides is
+:mod:`textvae.config.loading`.
+
+Over 400 lines because it is the recipe reference: every field carries its docstring (about
+120 lines of them), and splitting the sections apart would scatter what a recipe author reads
+top to bottom.
 """
 
 from __future__ import annotations
 
-from textvae.errors import TextVAEError
-
 import dataclasses
 import difflib
 import math
-import types
-import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal, Optional
 
-import yaml
+from textvae.errors import TextVAEError
 
 
 class ConfigError(ValueError, TextVAEError):
@@ -141,7 +141,12 @@ class EncoderConfig:
     """Set by textvae, not in recipes: the Hugging Face config of a part loaded from ``pretrained``,
     recorded in the model's own config when it is built. A saved model is rebuilt from it, so
     ``TextVAE.from_pretrained`` never reads ``pretrained`` again (weights come from model.safetensors).
-    A recipe that sets it gets this architecture with random weights instead of the pretrained ones."""
+    :class:`Recipe` refuses a value here: one would give this architecture with random weights
+    instead of the pretrained ones. It stays a field of the schema because the model's config *is*
+    a :class:`ModelConfig` — the Transformer parts write it into their section, ``config.json`` holds
+    ``dataclasses.asdict`` of it (``model.encoder.hf_config``) and ``from_pretrained`` reads it back
+    with ``build_dataclass(ModelConfig, ...)`` — so a separate saved-model schema would change that
+    file's reader and writer, not only this module."""
 
     def __post_init__(self) -> None:
         _check_positive("model.encoder", embed_dim=self.embed_dim, hidden_dim=self.hidden_dim,
@@ -416,6 +421,15 @@ class Recipe:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
+        for part in ("encoder", "decoder"):
+            # Only a built model fills hf_config (a saved model's config.json carries it); a recipe
+            # that sets it would silently swap pretrained weights for random ones.
+            if getattr(self.model, part).hf_config is not None:
+                raise ConfigError(
+                    f"model.{part}.hf_config is set by textvae, not by recipes: it records the architecture "
+                    f"of a part loaded from model.{part}.pretrained in a saved model's config.json. Remove it; "
+                    f"set model.{part}.pretrained to start from pretrained weights, or the model.{part} sizes "
+                    "for a freshly initialised part.")
         if (self.model.mode == "lm") != (self.objective.preset == "lm"):
             raise ConfigError(
                 f"model.mode={self.model.mode} with objective.preset={self.objective.preset}: "
@@ -432,7 +446,7 @@ class Recipe:
         return dataclasses.asdict(self)
 
 
-# --------------------------------------------------------------------------- loading
+# --------------------------------------------------------------------------- checks
 
 
 def _check_positive(section: str, **values: int) -> None:
@@ -451,172 +465,3 @@ def _check_transformer_shape(section: str, hidden_dim: int, num_heads: int, ffn_
 def _check_unit(key: str, value: float) -> None:
     if not 0.0 <= value < 1.0:
         raise ConfigError(f"{key} must be in [0, 1), got {value}.")
-
-
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
-
-
-def _coerce(value: Any, tp: Any, key: str) -> Any:
-    """Check ``value`` against the annotation ``tp``; convert only lossless cases (int → float)."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, key)
-            except ConfigError as err:
-                errors.append(str(err))
-        raise ConfigError(errors[0] if errors else f"{key}: unexpected value {value!r}.")
-    if origin is Literal:
-        choices = typing.get_args(tp)
-        if value not in choices:
-            hint = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
-            extra = f" Did you mean {hint[0]!r}?" if hint else ""
-            raise ConfigError(f"{key} must be one of {list(choices)}, got {value!r}.{extra}")
-        return value
-    if origin is list:
-        (item_tp,) = typing.get_args(tp)
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            value = [value]  # a single path where a list is expected
-        if not isinstance(value, list):
-            raise ConfigError(f"{key} must be a list, got {type(value).__name__} {value!r}.")
-        return [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key} must be a mapping, got {type(value).__name__} {value!r}.")
-        return value
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key} must be a mapping of keys, got {value!r}.")
-        return build_dataclass(tp, value, key)
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-    elif tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML reads "1e-3" as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-    elif tp is str:
-        if isinstance(value, str):
-            return value
-    elif tp is Any:
-        return value
-    raise ConfigError(f"{key} must be of type {_type_name(tp)}, got {type(value).__name__} {value!r}.")
-
-
-def build_dataclass(cls: type, values: dict[str, Any], prefix: str) -> Any:
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kwargs = {}
-    for key, value in values.items():
-        full = f"{prefix}.{key}" if prefix else str(key)
-        if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.5)
-            hint = f" Did you mean '{prefix + '.' if prefix else ''}{close[0]}'?" if close else ""
-            raise ConfigError(f"Unknown recipe key '{full}'.{hint} Valid keys here: {', '.join(names)}.")
-        kwargs[key] = _coerce(value, hints[key], full)
-    try:
-        return cls(**kwargs)
-    except ConfigError:
-        raise
-    except TypeError as err:  # pragma: no cover - guarded by the key check above
-        raise ConfigError(f"{prefix or 'recipe'}: {err}") from err
-
-
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """``"model.latent_dim=64"`` → (["model", "latent_dim"], 64); the value is read as YAML."""
-    if "=" not in text:
-        raise ConfigError(f"Override {text!r} is not of the form key.sub=value (e.g. train.max_steps=2000).")
-    key, raw = text.split("=", 1)
-    key = key.strip()
-    if not key:
-        raise ConfigError(f"Override {text!r} has an empty key.")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
-        value = raw
-    return key.split("."), value
-
-
-def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Set each ``key.sub=value`` in a nested dict (a copy); sections are created as needed."""
-    values = _deepcopy(values)
-    for text in overrides:
-        path, value = parse_override(text)
-        node = values
-        for part in path[:-1]:
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            if not isinstance(child, dict):
-                raise ConfigError(f"Override {text!r}: '{part}' is a value, not a section.")
-            node = child
-        node[path[-1]] = value
-    return values
-
-
-def _deepcopy(values: Any) -> Any:
-    if isinstance(values, dict):
-        return {k: _deepcopy(v) for k, v in values.items()}
-    if isinstance(values, list):
-        return [_deepcopy(v) for v in values]
-    return values
-
-
-def recipe_from_dict(values: dict[str, Any]) -> Recipe:
-    """Build and validate a :class:`Recipe` from a plain nested dict."""
-    if not isinstance(values, dict):
-        raise ConfigError(f"A recipe must be a mapping with sections data/tokenizer/model/objective/train, got {type(values).__name__}.")
-    return build_dataclass(Recipe, values, "")
-
-
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if path.is_dir():
-        found = sorted(p.name for p in path.glob("*.yaml"))
-        inside = f" ({path} holds {', '.join(found[:6])}{', …' if len(found) > 6 else ''})" if found else ""
-        raise ConfigError(f"{path} is a directory, not a recipe file. Give the path of one recipe YAML"
-                          f"{inside}, e.g. {path / (found[0] if found else 'recipe.yaml')}; see recipes/README.md "
-                          "for the shipped recipes.")
-    if not path.is_file():
-        raise ConfigError(f"Recipe file {path} does not exist; see recipes/README.md for the shipped recipes.")
-    try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        raise ConfigError(f"Recipe file {path} is not valid YAML: {err}") from err
-    return values or {}
-
-
-def load_recipe(path: str | Path, overrides: Optional[list[str]] = None) -> Recipe:
-    """Read a recipe YAML, apply ``key.sub=value`` overrides and validate it.
-
-    An empty file is refused: on every default it would train an ELBO model on all of PTB for
-    10,000 steps, which is never what was meant. Keys that are no section are refused by
-    :func:`recipe_from_dict`, with the closest section."""
-    values = read_yaml(path)
-    sections = [f.name for f in dataclasses.fields(Recipe)]
-    if not values:
-        raise ConfigError(
-            f"Recipe file {path} is empty. A recipe is a YAML mapping with the sections "
-            f"{', '.join(sections)} (each optional, at least one present); start from "
-            "recipes/quickstart.yaml or see recipes/README.md.")
-    return recipe_from_dict(apply_overrides(values, overrides or []))
-
-
-def dump_recipe(recipe: Recipe) -> str:
-    return yaml.safe_dump(recipe.to_dict(), sort_keys=False)
