@@ -9,17 +9,9 @@ import torch
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
 from textvae.config import DataConfig, TokenizerConfig
-from textvae.data import (
-    Batch,
-    Collator,
-    DataError,
-    LengthBucketSampler,
-    TextTokenizer,
-    TokenizedDataset,
-    load_corpus,
-    make_loader,
-    tokenize_corpus,
-)
+from textvae.data import (Batch, Collator, LengthBucketSampler, TextTokenizer, TokenizedDataset, load_corpus,
+                          make_loader, tokenize_corpus)
+from textvae.errors import DataError
 
 # Word counts 1..12 and one blank text: lengths are known exactly under a word tokenizer.
 TEXTS = [" ".join(f"w{j}" for j in range(n)) for n in range(1, 13)] + ["   "]

@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from textvae.config import ConfigError, Recipe, apply_overrides, dump_recipe, load_recipe, recipe_from_dict
+from textvae.config import Recipe, apply_overrides, dump_recipe, load_recipe, recipe_from_dict
+from textvae.errors import ConfigError
 
 RECIPES = sorted(Path(__file__).resolve().parents[1].joinpath("recipes").rglob("*.yaml"))
 

@@ -11,7 +11,8 @@ import pytest
 
 from conftest import REPO
 from textvae.config import DataConfig
-from textvae.data import SHIPPED_CORPORA, DataError, corpus_report, label_names, load_corpus
+from textvae.data import SHIPPED_CORPORA, corpus_report, label_names, load_corpus
+from textvae.errors import DataError
 
 SENTENCES = ["the cat sat", "a dog ran far", "birds fly", "fish swim in the sea", "it rained", "we left"]
 LABELS = ["pos", "neg", "pos", "neg", "pos", "neg"]

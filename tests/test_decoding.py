@@ -4,10 +4,11 @@ import pytest
 import torch
 
 from textvae.config import DecoderConfig, EncoderConfig, ModelConfig
-from textvae.inference.decoding import (DecodeConfig, DecodingError, beam_search, decode, decode_config,
-                                        decode_tokens, filter_logits)
+from textvae.inference.decoding import (DecodeConfig, beam_search, decode, decode_config, decode_tokens,
+                                        filter_logits)
 from textvae import TextVAE
 from textvae.modeling import VocabSpec
+from textvae.errors import ConfigError
 
 VOCAB = VocabSpec(vocab_size=30, pad_id=0, bos_id=1, eos_id=2, unk_id=3)
 MAX_LEN = 10
@@ -195,5 +196,5 @@ def test_filter_logits():
     ({"beam": 3}, "Did you mean 'beam_size'"),
 ])
 def test_bad_decoding_options_are_clear_errors(options, match):
-    with pytest.raises(DecodingError, match=match):
+    with pytest.raises(ConfigError, match=match):
         decode_config(**options)

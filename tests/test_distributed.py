@@ -21,12 +21,13 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from textvae.cli import main
-from textvae.config import ConfigError, ObjectiveConfig
+from textvae.config import ObjectiveConfig
 from textvae.objectives import infovae_loss
-from textvae.training import RunDirError, Trainer, train
+from textvae.training import Trainer, train
 from textvae.training.checkpoint import checkpoint_dirs, load_trainer_state
 from textvae.training.distributed import all_gather_with_grad, local_batch_size
 from textvae.utils.metrics import read_metrics
+from textvae.errors import ConfigError, RunError
 
 from conftest import REPO
 from test_training import TINY, tiny_recipe, weights
@@ -125,7 +126,7 @@ def test_resume_with_another_number_of_processes_is_refused(tmp_path, vae_two, c
     assert "Traceback" not in err
     assert "was trained by 2 process(es), and this run has 1. Resume with the same number " \
            "(textvae train --nproc 2 … --resume)" in err, err
-    with pytest.raises(RunDirError, match=r"trained by 2 process\(es\)"):
+    with pytest.raises(RunError, match=r"trained by 2 process\(es\)"):
         train(tiny_recipe(extra=STEPS), out, resume=True, progress=False)
 
 

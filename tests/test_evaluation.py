@@ -7,12 +7,13 @@ import torch
 from textvae.cli import main
 from textvae.config import DecoderConfig, EncoderConfig, ModelConfig
 from textvae.evaluation import active_units, mutual_information, mutual_information_full
-from textvae.evaluation.evaluate import EvaluationError, evaluate_model
+from textvae.evaluation.evaluate import evaluate_model
 from textvae.evaluation.likelihood import iw_log_likelihood
 from textvae.evaluation.text_metrics import bleu, distinct_n, exact_match, self_bleu
 from textvae import TextVAE
 from textvae.modeling import VocabSpec
 from textvae.objectives import gaussian_kl, mmd
+from textvae.errors import ConfigError
 
 from conftest import REPO
 
@@ -161,9 +162,9 @@ def test_evaluate_kl_matches_closed_form(tiny_run, emulated_bf16_allowed):
     assert isinstance(low["iw_nll"], float) and math.isfinite(low["iw_nll"])
     assert low["iw_nll"] == pytest.approx(result["iw_nll"], abs=0.5)
     assert low["kl"] == pytest.approx(result["kl"], abs=0.05)
-    with pytest.raises(EvaluationError, match=">= 1"):
+    with pytest.raises(ConfigError, match=">= 1"):
         evaluate_model(model, loader, iw_samples=0)
-    with pytest.raises(EvaluationError, match="empty"):
+    with pytest.raises(ConfigError, match="empty"):
         evaluate_model(model, [], iw_samples=2)
 
 

@@ -25,11 +25,10 @@ import torch
 from safetensors import SafetensorError
 
 from textvae.cli import main
-from textvae.errors import TextVAEError
+from textvae.errors import RunError, TextVAEError
 from textvae import TextVAE
-from textvae.training import Trainer, TrainingError, train
-from textvae.training.checkpoint import (CheckpointError, checkpoint_dirs, clean_leftovers, load_checkpoint,
-                                         load_trainer_state)
+from textvae.training import Trainer, train
+from textvae.training.checkpoint import checkpoint_dirs, clean_leftovers, load_checkpoint, load_trainer_state
 from textvae.utils.metrics import MetricsLogger, read_metrics
 
 from conftest import REPO
@@ -208,7 +207,7 @@ def test_resume_with_no_readable_checkpoint_fails_clearly(tmp_path, capsys):
     train(tiny_recipe(extra=SHORT + ["train.max_steps=2"]), out, progress=False)
     state = out / "checkpoints" / "step-00000002" / "trainer_state.pt"
     state.write_bytes(state.read_bytes()[:50])
-    with pytest.raises(CheckpointError, match="trainer_state.pt cannot be read"):
+    with pytest.raises(RunError, match="trainer_state.pt cannot be read"):
         load_trainer_state(state.parent)
     assert main(cli_args(out, *SHORT, "train.max_steps=4", "--resume")) == 2
     err = capsys.readouterr().err
@@ -361,7 +360,7 @@ def test_nonfinite_steps_are_skipped_then_stop_the_run(tmp_path, monkeypatch, ca
     _nan_from(monkeypatch, first=4, where=where)
     trainer = Trainer(tiny_recipe(extra=SHORT + ["train.max_steps=12", "train.max_nonfinite=3",
                                                  "train.save_every=4"]), out, progress=False)
-    with pytest.raises(TrainingError) as info:
+    with pytest.raises(RunError) as info:
         trainer.fit()
     message = str(info.value)
     assert isinstance(info.value, TextVAEError)  # printed by the CLI without a traceback
@@ -632,7 +631,7 @@ def _config_with(directory: Path, format_version: object = 1, model_key: tuple |
 def test_damaged_model_directory_is_refused_by_name(tmp_path, model_dir, case):
     import shutil
 
-    from textvae.modeling import ModelLoadError
+    from textvae.modeling import ModelError
 
     make, name, match = DAMAGED_MODELS[case]
     copy = tmp_path / "m"
@@ -646,7 +645,7 @@ def test_damaged_model_directory_is_refused_by_name(tmp_path, model_dir, case):
             copy / "tokenizer")
     else:
         (copy / name).write_bytes(make(model_dir))
-    with pytest.raises(ModelLoadError, match=match) as info:
+    with pytest.raises(ModelError, match=match) as info:
         TextVAE.from_pretrained(copy)
     assert isinstance(info.value, TextVAEError) and str(copy) in str(info.value)
 

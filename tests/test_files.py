@@ -18,10 +18,11 @@ from safetensors.torch import load_file
 from textvae.cli import main
 from textvae.config import DecoderConfig, EncoderConfig, ModelConfig
 from textvae import TextVAE
-from textvae.modeling import ModelLoadError, VocabSpec
+from textvae.modeling import VocabSpec
 from textvae.training.checkpoint import save_checkpoint
 from textvae.utils.io import atomic_write_json, atomic_write_text
 from textvae.utils.layout import looks_intact
+from textvae.errors import ModelError
 
 from conftest import REPO
 from test_training import TINY
@@ -69,15 +70,15 @@ def test_a_model_directory_without_config_json_names_the_file(run, tmp_path):
     copy = tmp_path / "weights-only"
     copy.mkdir()
     shutil.copy(run / "model" / "model.safetensors", copy)
-    with pytest.raises(ModelLoadError) as info:
+    with pytest.raises(ModelError) as info:
         TextVAE.from_pretrained(copy)
     assert str(info.value) == (
         f"{copy} is not a textvae model directory: it has no config.json ({copy / 'config.json'} is missing). "
         "It holds model.safetensors, but weights cannot be rebuilt without the architecture that config.json "
         "records: copy config.json from the directory these weights came from.")
-    with pytest.raises(ModelLoadError, match=r"does not exist\. Point at a textvae run directory"):
+    with pytest.raises(ModelError, match=r"does not exist\. Point at a textvae run directory"):
         TextVAE.from_pretrained(tmp_path / "typo")
-    with pytest.raises(ModelLoadError, match=rf"safetensors is a file, not a directory\. .*: here {copy}\.$"):
+    with pytest.raises(ModelError, match=rf"safetensors is a file, not a directory\. .*: here {copy}\.$"):
         TextVAE.from_pretrained(copy / "model.safetensors")
 
 
@@ -86,7 +87,7 @@ def test_a_damaged_model_of_a_run_points_at_its_intact_best_and_checkpoints(run,
     intact = f"Intact models of this run: {copy}/best, {copy}/checkpoints/step-00000004, " \
              f"{copy}/checkpoints/step-00000002 (TextVAE.from_pretrained and every textvae command take each)."
     for path in (copy, copy / "model"):
-        with pytest.raises(ModelLoadError, match=r"model\.safetensors cannot be read as safetensors") as info:
+        with pytest.raises(ModelError, match=r"model\.safetensors cannot be read as safetensors") as info:
             TextVAE.from_pretrained(path)
         assert str(info.value).endswith(intact)
     # The same message through the CLI, which reads a run directory's model/.
@@ -100,14 +101,14 @@ def test_a_damaged_model_of_a_run_points_at_its_intact_best_and_checkpoints(run,
     (copy / "best" / "config.json").write_text("{")
     tokenizer = copy / "checkpoints" / "step-00000002" / "tokenizer" / "tokenizer.json"
     tokenizer.write_text(tokenizer.read_text()[:100])
-    with pytest.raises(ModelLoadError) as info:
+    with pytest.raises(ModelError) as info:
         TextVAE.from_pretrained(copy)
     assert str(info.value).endswith(f"Intact models of this run: {copy}/checkpoints/step-00000004 "
                                     "(TextVAE.from_pretrained and every textvae command take each).")
-    with pytest.raises(ModelLoadError, match=r"tokenizer cannot be read \(.*\); its files are truncated or altered"):
+    with pytest.raises(ModelError, match=r"tokenizer cannot be read \(.*\); its files are truncated or altered"):
         TextVAE.from_pretrained(tokenizer.parent.parent)
     shutil.rmtree(copy / "checkpoints")
-    with pytest.raises(ModelLoadError, match=r"No other model of the run .* is intact \(best/ and checkpoints/"
+    with pytest.raises(ModelError, match=r"No other model of the run .* is intact \(best/ and checkpoints/"
                                              r"step-\*/ are missing or damaged too\): train the run again\."):
         TextVAE.from_pretrained(copy)
 
@@ -116,7 +117,7 @@ def test_an_unfinished_run_names_its_models_and_the_resume_command(run, tmp_path
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
     shutil.rmtree(copy / "model")
-    with pytest.raises(ModelLoadError) as info:
+    with pytest.raises(ModelError) as info:
         TextVAE.from_pretrained(copy)
     assert str(info.value) == (
         f"{copy} is a run directory whose training has not finished: it has no model/ yet. Load one of its intact "
@@ -124,7 +125,7 @@ def test_an_unfinished_run_names_its_models_and_the_resume_command(run, tmp_path
         f"finish the run: textvae train {copy}/recipe.yaml --output {copy} --resume.")
     shutil.rmtree(copy / "best")
     shutil.rmtree(copy / "checkpoints")
-    with pytest.raises(ModelLoadError, match=r"is a run directory without a model yet: no model/, best/ or "
+    with pytest.raises(ModelError, match=r"is a run directory without a model yet: no model/, best/ or "
                                              r"checkpoint has been written"):
         TextVAE.from_pretrained(copy)
 

@@ -9,10 +9,11 @@ from datasets import Dataset
 from textvae.cli import main
 from textvae.config import DecoderConfig, EncoderConfig, ModelConfig, TokenizerConfig
 from textvae.data import Collator, TextTokenizer
-from textvae.inference.api import LatentAPIError, latent_path, lerp, slerp
-from textvae.inference.features import FeatureError, InputWarning, encode_dataset, write_features
+from textvae.inference.api import latent_path, lerp, slerp
+from textvae.inference.features import InputWarning, encode_dataset, write_features
 from textvae import TextVAE
 from textvae.modeling import VocabSpec
+from textvae.errors import ConfigError
 
 SENTENCES = ["the cat sat on the mat", "a dog ran in the park", "birds sing at dawn",
              "we eat bread and cheese", "rain falls on the roof today"]
@@ -120,7 +121,7 @@ def test_encode_shape_dtype_and_sampling(model):
     torch.testing.assert_close(model.encode(SENTENCES, batch_size=2), mu)  # batching changes nothing
     s1 = model.encode(SENTENCES, use="sample", seed=0)
     assert torch.equal(s1, model.encode(SENTENCES, use="sample", seed=0)) and not torch.equal(s1, mu)
-    with pytest.raises(FeatureError, match="use must be 'mean' or 'sample'"):
+    with pytest.raises(ConfigError, match="use must be 'mean' or 'sample'"):
         model.encode(SENTENCES, use="mode")
 
 
@@ -129,7 +130,7 @@ def test_encode_dataset_equals_encode(model):
     with_z = encode_dataset(model, dataset, batch_size=4)
     assert with_z.column_names == ["text", "label", "z"]
     np.testing.assert_allclose(np.asarray(with_z["z"]), model.encode(SENTENCES * 3).numpy(), rtol=1e-5, atol=1e-6)
-    with pytest.raises(FeatureError, match="no column 'sentence'"):
+    with pytest.raises(ConfigError, match="no column 'sentence'"):
         encode_dataset(model, dataset, text_column="sentence")
 
 
@@ -151,22 +152,22 @@ def test_empty_unknown_and_too_long_inputs_are_reported(model):
 
 
 def test_bad_requests_are_clear_errors(model):
-    with pytest.raises(LatentAPIError, match="steps must be >= 2"):
+    with pytest.raises(ConfigError, match="steps must be >= 2"):
         model.interpolate(SENTENCES[0], SENTENCES[1], steps=1)
-    with pytest.raises(LatentAPIError, match="give two sentences"):
+    with pytest.raises(ConfigError, match="give two sentences"):
         model.interpolate(SENTENCES[0], None)
-    with pytest.raises(LatentAPIError, match="unknown interpolation method"):
+    with pytest.raises(ConfigError, match="unknown interpolation method"):
         model.interpolate(SENTENCES[0], SENTENCES[1], method="cubic")
-    with pytest.raises(FeatureError, match="texts must be strings"):
+    with pytest.raises(ConfigError, match="texts must be strings"):
         model.encode([None])
-    with pytest.raises(LatentAPIError, match=r"z must have shape \(N, 8\)"):
+    with pytest.raises(ConfigError, match=r"z must have shape \(N, 8\)"):
         model.decode_latent(torch.zeros(2, 3))
     lm = train_autoencoder(SENTENCES, steps=1, mode="lm")
-    with pytest.raises(FeatureError, match="language model"):
+    with pytest.raises(ConfigError, match="language model"):
         lm.encode(SENTENCES)
     assert len(lm.generate(2, method="sample", seed=0)) == 2  # an LM still generates
     lm.tokenizer = None
-    with pytest.raises(LatentAPIError, match="no tokenizer"):
+    with pytest.raises(ConfigError, match="no tokenizer"):
         lm.generate(1)
 
 
@@ -176,9 +177,9 @@ def test_write_features_formats(tmp_path):
     table = pq.read_table(write_features(tmp_path / "f.parquet", z, ["a", "b", "c"], ["x", "y", "x"]))
     assert table.column_names == ["text", "label", "z"]
     assert np.array_equal(np.asarray(table["z"].to_pylist(), dtype=np.float32), z)
-    with pytest.raises(FeatureError, match=r"use a \.npy or \.parquet"):
+    with pytest.raises(ConfigError, match=r"use a \.npy or \.parquet"):
         write_features(tmp_path / "f.csv", z)
-    with pytest.raises(FeatureError, match="3 feature rows but 2 texts"):
+    with pytest.raises(ConfigError, match="3 feature rows but 2 texts"):
         write_features(tmp_path / "g.parquet", z, ["a", "b"])
 
 
@@ -272,7 +273,7 @@ def test_transformer_model_through_the_api():
     assert model.encode(SENTENCES).shape == (5, 4)
     with pytest.warns(InputWarning, match="truncated to 8"):  # max_positions 10 − BOS − EOS
         model.encode([" ".join(["cat"] * 12)])
-    with pytest.raises(FeatureError, match="max_positions=10 leaves 8 tokens"):
+    with pytest.raises(ConfigError, match="max_positions=10 leaves 8 tokens"):
         model.generate(1, max_length=9)
-    with pytest.raises(FeatureError, match="max_positions=10 leaves 8 tokens"):
+    with pytest.raises(ConfigError, match="max_positions=10 leaves 8 tokens"):
         model.encode(SENTENCES, max_length=9)

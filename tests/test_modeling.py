@@ -5,8 +5,9 @@ import torch
 
 from textvae.config import DecoderConfig, EncoderConfig, ModelConfig
 from textvae import TextVAE
-from textvae.modeling import ModelLoadError, VocabSpec
+from textvae.modeling import VocabSpec
 from textvae.modeling.posterior import gaussian_log_prob, standard_normal_log_prob
+from textvae.errors import ModelError
 
 VOCAB = VocabSpec(vocab_size=30, pad_id=0, bos_id=1, eos_id=2, unk_id=3)
 
@@ -116,22 +117,22 @@ def test_save_pretrained_round_trip_gives_identical_outputs(tmp_path, mode, deco
 
 
 def test_from_pretrained_errors(tmp_path):
-    with pytest.raises(ModelLoadError, match="not a textvae model directory"):
+    with pytest.raises(ModelError, match="not a textvae model directory"):
         TextVAE.from_pretrained(tmp_path)
     model = tiny()
     model.save_pretrained(tmp_path / "m")
     weights = tmp_path / "m" / "model.safetensors"
     data = weights.read_bytes()
     weights.write_bytes(data[: len(data) // 2])
-    with pytest.raises(ModelLoadError, match="truncated or altered"):
+    with pytest.raises(ModelError, match="truncated or altered"):
         TextVAE.from_pretrained(tmp_path / "m")
     meta = json.loads((tmp_path / "m" / "config.json").read_text())
     meta["format_version"] = 99
     (tmp_path / "m" / "config.json").write_text(json.dumps(meta))
-    with pytest.raises(ModelLoadError, match="format_version 99"):
+    with pytest.raises(ModelError, match="format_version 99"):
         TextVAE.from_pretrained(tmp_path / "m")
     (tmp_path / "m" / "config.json").write_text("{not json")
-    with pytest.raises(ModelLoadError, match="not valid JSON"):
+    with pytest.raises(ModelError, match="not valid JSON"):
         TextVAE.from_pretrained(tmp_path / "m")
 
 

@@ -3,8 +3,9 @@ import math
 import pytest
 import torch
 
-from textvae.config import ConfigError, KLScheduleConfig, ObjectiveConfig
+from textvae.config import KLScheduleConfig, ObjectiveConfig
 from textvae.objectives import free_bits_kl, gaussian_kl, imq_kernel, infovae_loss, kl_beta, mmd, rbf_kernel
+from textvae.errors import ConfigError
 
 
 def test_closed_form_kl_matches_monte_carlo():

@@ -19,9 +19,10 @@ from textvae.data import TextTokenizer
 from textvae import TextVAE
 from textvae.modeling import VocabSpec
 from textvae.objectives import infovae_loss
-from textvae.training import Trainer, TrainingError, train
+from textvae.training import Trainer, train
 from textvae.training.checkpoint import load_trainer_state
 from textvae.utils.metrics import read_metrics
+from textvae.errors import RunError
 from textvae.utils.precision import Precision, resolve_precision
 
 from conftest import REPO
@@ -114,7 +115,7 @@ def test_fp16_overflow_skips_the_step_halves_the_scale_and_goes_on(tmp_path, mon
 def test_fp16_nan_loss_counts_as_nonfinite_and_stops(tmp_path, monkeypatch, capsys, scaler_on_cpu):
     _inf_gradient_at(monkeypatch, first=1, where="loss")
     trainer = Trainer(tiny_recipe(extra=SCALER + ["train.max_nonfinite=2"]), tmp_path / "run", progress=False)
-    with pytest.raises(TrainingError, match=r"^training stopped at step 3: 2 steps in a row had a non-finite loss"):
+    with pytest.raises(RunError, match=r"^training stopped at step 3: 2 steps in a row had a non-finite loss"):
         trainer.fit()
     assert re.findall(r"warning: step (\d+): non-finite", capsys.readouterr().out) == ["2", "3"]
 
@@ -124,7 +125,7 @@ def test_fp16_gradient_inf_at_every_scale_stops_once_the_scale_is_below_one(tmp_
     _inf_gradient_at(monkeypatch, first=0)  # never finite: halving the scale cannot help
     trainer = Trainer(tiny_recipe(extra=SCALER + ["train.max_steps=40", "train.save_every=100",
                                                   "train.max_nonfinite=2"]), tmp_path / "run", progress=False)
-    with pytest.raises(TrainingError, match="2 steps in a row had a non-finite loss or gradient"):
+    with pytest.raises(RunError, match="2 steps in a row had a non-finite loss or gradient"):
         trainer.fit()
     printed = capsys.readouterr().out
     # 2^16 … 2^0: 17 overflows the scaler is meant to absorb, then 2 non-finite steps at scale 0.5, 0.25.

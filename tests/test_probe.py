@@ -9,9 +9,10 @@ from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
 
 from textvae.cli import main
-from textvae.evaluation.probe import (ProbeError, check_labels, few_label_indices, parse_budgets, probe_features,
-                                      run_probe, subsample)
+from textvae.evaluation.probe import (check_labels, few_label_indices, parse_budgets, probe_features, run_probe,
+                                      subsample)
 from textvae.sklearn import TextVAEFeaturizer
+from textvae.errors import ConfigError
 from test_latent_api import train_autoencoder
 
 # Two classes with disjoint vocabularies: any encoder that reconstructs them must separate them.
@@ -55,7 +56,7 @@ def write_csv(path, texts, labels, label_header="label"):
 def test_parse_budgets():
     assert parse_budgets("10,100, all") == [10, 100, None]
     for bad in ("0", "ten", ""):
-        with pytest.raises(ProbeError, match="positive integer or 'all'"):
+        with pytest.raises(ConfigError, match="positive integer or 'all'"):
             parse_budgets(bad)
 
 
@@ -71,9 +72,9 @@ def test_few_label_indices():
 
 
 def test_check_labels():
-    with pytest.raises(ProbeError, match="single class"):
+    with pytest.raises(ConfigError, match="single class"):
         check_labels([1, 1, 1], "train.csv")
-    with pytest.raises(ProbeError, match="has no labels"):
+    with pytest.raises(ConfigError, match="has no labels"):
         check_labels(None, "ptb")
 
 

@@ -13,8 +13,8 @@ import torch
 
 from textvae.config import DataConfig
 from textvae import TextVAE
-from textvae.modeling import ModelLoadError
-from textvae.training.checkpoint import CheckpointError, load_trainer_state
+from textvae.training.checkpoint import load_trainer_state
+from textvae.errors import ModelError, RunError
 
 from conftest import REPO
 
@@ -119,7 +119,7 @@ class Payload:
 def test_trainer_state_with_code_is_refused_and_not_run(tmp_path):
     marker = tmp_path / "ran"
     torch.save({"step": 1, "rng": Payload(marker)}, tmp_path / "trainer_state.pt")
-    with pytest.raises(CheckpointError, match=r"trainer_state\.pt cannot be read \(UnpicklingError"):
+    with pytest.raises(RunError, match=r"trainer_state\.pt cannot be read \(UnpicklingError"):
         load_trainer_state(tmp_path)
     assert not marker.exists()
 
@@ -134,7 +134,7 @@ def test_weights_that_are_a_pickle_are_refused_and_not_run(tmp_path):
     buffer = io.BytesIO()
     torch.save({**model.state_dict(), "payload": Payload(marker)}, buffer)
     (tmp_path / "model.safetensors").write_bytes(buffer.getvalue())
-    with pytest.raises(ModelLoadError, match="cannot be read as safetensors weights"):
+    with pytest.raises(ModelError, match="cannot be read as safetensors weights"):
         TextVAE.from_pretrained(tmp_path)
     assert not marker.exists()
 

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from textvae.config import TokenizerConfig
-from textvae.data import DataError, TextTokenizer, data_root, read_text_lines
+from textvae.data import TextTokenizer, data_root, read_text_lines
+from textvae.errors import DataError
 
 TRAINED_KINDS = ["word", "bpe", "unigram"]
 ALL_KINDS = TRAINED_KINDS + ["pretrained"]

@@ -8,8 +8,9 @@ from safetensors.torch import load_file
 from textvae.cli import main
 from textvae.config import load_recipe
 from textvae import TextVAE
-from textvae.training import RunDirError, Trainer, train
+from textvae.training import Trainer, train
 from textvae.training.checkpoint import checkpoint_dirs
+from textvae.errors import RunError
 
 from conftest import REPO
 
@@ -91,17 +92,17 @@ def test_checkpoints_are_pruned_and_best_kept(tmp_path):
 def test_output_dir_refuses_to_mix_runs(tmp_path):
     r = tiny_recipe(extra=["train.max_steps=2", "train.eval_every=2"])
     train(r, tmp_path / "run", progress=False)
-    with pytest.raises(RunDirError, match="--resume to continue it, --overwrite to replace it"):
+    with pytest.raises(RunError, match="--resume to continue it, --overwrite to replace it"):
         Trainer(r, tmp_path / "run")
     other = tiny_recipe(extra=["train.max_steps=2", "train.eval_every=2", "model.latent_dim=5"])
-    with pytest.raises(RunDirError, match="model.latent_dim"):
+    with pytest.raises(RunError, match="model.latent_dim"):
         Trainer(other, tmp_path / "run", resume=True)
-    with pytest.raises(RunDirError, match="holds no checkpoint"):
+    with pytest.raises(RunError, match="holds no checkpoint"):
         Trainer(r, tmp_path / "fresh", resume=True)
     stranger = tmp_path / "stranger"
     stranger.mkdir()
     (stranger / "notes.txt").write_text("precious")
-    with pytest.raises(RunDirError, match="refusing to delete"):
+    with pytest.raises(RunError, match="refusing to delete"):
         Trainer(r, stranger, overwrite=True)
     assert (stranger / "notes.txt").read_text() == "precious"
     train(r, tmp_path / "run", overwrite=True, progress=False)
@@ -121,8 +122,8 @@ def test_bf16_autocast_on_cpu_trains(tmp_path, emulated_bf16_allowed):
 
 
 def test_fp16_on_cpu_is_refused(tmp_path):
-    from textvae.utils.precision import PrecisionError
+    from textvae.utils.precision import ConfigError
 
     r = tiny_recipe(extra=["train.max_steps=1", "train.precision=fp16", "train.device=cpu"])
-    with pytest.raises(PrecisionError, match="fp16 needs a CUDA device"):
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
         train(r, tmp_path / "run", progress=False)

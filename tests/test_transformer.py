@@ -9,11 +9,12 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel, DynamicCache, GPT2Config, GPT2LMHeadModel
 
-from textvae.config import (TRANSFORMER_INJECTIONS, ConfigError, DecoderConfig, EncoderConfig, ModelConfig,
-                            load_recipe, recipe_from_dict)
+from textvae.config import (TRANSFORMER_INJECTIONS, DecoderConfig, EncoderConfig, ModelConfig, load_recipe,
+                            recipe_from_dict)
 from textvae import TextVAE
 from textvae.modeling import VocabSpec
-from textvae.modeling.transformer import INJECTIONS, PretrainedModelError
+from textvae.modeling.transformer import INJECTIONS
+from textvae.errors import ConfigError, ModelError
 
 VOCAB = VocabSpec(vocab_size=30, pad_id=0, bos_id=1, eos_id=2, unk_id=3)
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
@@ -201,12 +202,12 @@ def test_pretrained_parts_load_and_reload_without_the_original_files(tmp_path, p
 
 def test_pretrained_errors_say_what_to_do(tmp_path, pretrained_dirs):
     gpt2_dir, bert_dir, gpt2, _ = pretrained_dirs
-    with pytest.raises(PretrainedModelError, match="model.decoder.pretrained=some/dir"):
+    with pytest.raises(ModelError, match="model.decoder.pretrained=some/dir"):
         TextVAE(ModelConfig(decoder=DecoderConfig(kind="transformer", pretrained="no-such-org/no-such-model")), VOCAB)
     big = VocabSpec(vocab_size=40, pad_id=0, bos_id=1, eos_id=2, unk_id=3)
     cfg = ModelConfig(latent_dim=4, max_positions=12, encoder=EncoderConfig(kind="transformer", pretrained=str(bert_dir)),
                       decoder=DecoderConfig(kind="transformer", pretrained=str(gpt2_dir)))
-    with pytest.raises(PretrainedModelError, match="embeds 30 tokens but the run's tokenizer has 40.*resize_embeddings"):
+    with pytest.raises(ModelError, match="embeds 30 tokens but the run's tokenizer has 40.*resize_embeddings"):
         TextVAE(cfg, big)
     cfg.encoder.resize_embeddings = cfg.decoder.resize_embeddings = True
     model = TextVAE(cfg, big)
@@ -214,7 +215,7 @@ def test_pretrained_errors_say_what_to_do(tmp_path, pretrained_dirs):
     assert wte.shape == (40, 16) and torch.equal(wte[:30], gpt2.transformer.wte.weight)
     assert model.decoder.lm.lm_head.weight.shape == (40, 16)
     assert model.encoder.bert.embeddings.word_embeddings.weight.shape == (40, 16)
-    with pytest.raises(PretrainedModelError, match="has 32 positions but model.max_positions .* needs 40"):
+    with pytest.raises(ModelError, match="has 32 positions but model.max_positions .* needs 40"):
         TextVAE(ModelConfig(latent_dim=4, max_positions=38, decoder=DecoderConfig(
             kind="transformer", pretrained=str(gpt2_dir), injection="prefix", num_prefix_tokens=2)), VOCAB)
 
@@ -280,7 +281,6 @@ def test_generation_code_drives_the_decoder_like_the_full_forward(injection):
         with torch.no_grad():
             hidden, _ = model.decoder(torch.tensor([[VOCAB.bos_id] + tokens]), z[row:row + 1])
         assert torch.allclose(model.decoder.project(hidden)[0, :steps], out.logits[row, :steps], atol=1e-5)
-
 
 
 def test_transformer_recipe_trains_through_the_cli(tmp_path):

@@ -15,12 +15,8 @@ from typing import Any, Optional
 
 from textvae.config import DataConfig, Recipe, load_recipe
 from textvae.data import OptionNames, corpus_notes
-from textvae.errors import TextVAEError
+from textvae.errors import ConfigError
 from textvae.training.checkpoint import TRAINING_RECIPE_NAME
-
-
-class CommandError(ValueError, TextVAEError):
-    """A command-line argument that cannot be used; the message says what to pass."""
 
 
 def resolve_model_dir(path: str | Path, which: str = "model") -> tuple[Path, Optional[Recipe]]:
@@ -36,10 +32,10 @@ def resolve_model_dir(path: str | Path, which: str = "model") -> tuple[Path, Opt
     if (path / "recipe.yaml").is_file():
         from textvae.utils.layout import intact_models_sentence
 
-        raise CommandError(f"{path} is a run directory without a finished {which}/ model; "
+        raise ConfigError(f"{path} is a run directory without a finished {which}/ model; "
                            f"train it to the end (or resume it), or point at one of its checkpoints/step-*/. "
                            f"{intact_models_sentence(path)}")
-    raise CommandError(f"{path} is neither a textvae run directory (recipe.yaml + model/) nor a model "
+    raise ConfigError(f"{path} is neither a textvae run directory (recipe.yaml + model/) nor a model "
                        "directory (config.json + model.safetensors).")
 
 
@@ -84,7 +80,7 @@ def refuse_file_flags(options: dict[str, Any], what: str, allowed: tuple[str, ..
     given = [f"--{key.replace('_', '-')}" for key, value in options.items()
              if key not in allowed and value != _SHIPPED_COLUMNS.get(key)]
     if given:
-        raise CommandError(f"{' and '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to data files, but "
+        raise ConfigError(f"{' and '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to data files, but "
                            f"{what} is read in its own format; leave {'it' if len(given) == 1 else 'them'} out.")
 
 
@@ -93,7 +89,7 @@ def is_file_source(data: str) -> bool:
     return Path(data).exists() or glob.has_magic(data)
 
 
-def not_a_source(data: str, shipped: bool = True) -> CommandError:
+def not_a_source(data: str, shipped: bool = True) -> ConfigError:
     """The error for ``--data DATA`` that is no file, no pattern and (when ``shipped`` names are
     accepted) no shipped corpus."""
     from textvae.data import SHIPPED_CORPORA
@@ -101,10 +97,10 @@ def not_a_source(data: str, shipped: bool = True) -> CommandError:
 
     where = "" if Path(data).is_absolute() else f" (relative paths are read from {Path.cwd()})"
     if not shipped:
-        return CommandError(f"--data {data}: no such file{where}. Give a data file, or a glob pattern in quotes "
+        return ConfigError(f"--data {data}: no such file{where}. Give a data file, or a glob pattern in quotes "
                             "(--data 'data/*.txt').")
     close = shipped_name_hint(data)
-    return CommandError((f"Did you mean --data {close}? " if close else "")
+    return ConfigError((f"Did you mean --data {close}? " if close else "")
                         + f"--data {data} is neither a file nor a shipped corpus ({', '.join(SHIPPED_CORPORA)})"
                         f"{where}. Give a data file, a glob pattern in quotes "
                         "(--data 'data/*.txt'), or a shipped corpus name.")
@@ -117,7 +113,7 @@ def data_config(recipe: Optional[Recipe], data: Optional[str], text_column: Opti
     override the recipe's values.
 
     Raises:
-        CommandError: file flags given for a shipped corpus, or no data at all.
+        ConfigError: file flags given for a shipped corpus, or no data at all.
     """
     from textvae.data import SHIPPED_CORPORA
 
@@ -126,7 +122,7 @@ def data_config(recipe: Optional[Recipe], data: Optional[str], text_column: Opti
                                              **options}.items() if value is not None}
     if data is None:
         if recipe is None:
-            raise CommandError("this model directory does not record its training data; pass --data "
+            raise ConfigError("this model directory does not record its training data; pass --data "
                                "(a shipped name such as ptb, a hub dataset name, or a file).")
         cfg = base
         if not base.train_files and base.name in SHIPPED_CORPORA:
@@ -160,7 +156,7 @@ def read_texts(command: str, args: argparse.Namespace, data: str, split: str = "
     noticed is printed on stderr as ``textvae COMMAND: note: ...``.
 
     Raises:
-        CommandError / DataError: no such file or corpus, file flags for a shipped corpus, and
+        ConfigError / DataError: no such file or corpus, file flags for a shipped corpus, and
             every data error, worded with this command's flags.
     """
     from textvae.data import SHIPPED_CORPORA, label_names, load_corpus

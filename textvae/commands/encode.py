@@ -32,11 +32,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from textvae.commands.common import read_texts
-    from textvae.inference.features import FEATURE_FORMATS, FeatureError, report_warnings, write_features
+    from textvae.inference.features import FEATURE_FORMATS, ConfigError, report_warnings, write_features
 
     output = Path(args.output)
     if output.suffix not in FEATURE_FORMATS:  # fail before the (long) encoding, not after
-        raise FeatureError(f"--output {output}: use a {' or '.join(FEATURE_FORMATS)} file name.")
+        raise ConfigError(f"--output {output}: use a {' or '.join(FEATURE_FORMATS)} file name.")
     data = read_texts("encode", args, args.data, args.split)
     texts, labels, names = data.texts, data.labels, data.label_names
     model = load_model(args)

@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from textvae.commands.common import (DATA_FLAG_NAMES, CommandError, data_config, data_options, print_notes,
+    from textvae.commands.common import (DATA_FLAG_NAMES, ConfigError, data_config, data_options, print_notes,
                                          resolve_model_dir)
     from textvae.data import load_corpus, make_loader, tokenize_corpus
     from textvae.data.report import corpus_notes
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from textvae.utils.io import atomic_write_json
 
     if args.iw_samples < 1:
-        raise CommandError(f"--iw-samples must be >= 1 (500 is the published protocol), got {args.iw_samples}.")
+        raise ConfigError(f"--iw-samples must be >= 1 (500 is the published protocol), got {args.iw_samples}.")
     resolve_precision(args.precision, resolve_device(args.device), option="--precision")  # before any work
     model_dir, recipe = resolve_model_dir(args.path, args.checkpoint)
     output = Path(args.output) if args.output else (
@@ -53,12 +53,12 @@ def run(args: argparse.Namespace) -> int:
         check_output_file(output, "--output")
     model = TextVAE.from_pretrained(model_dir, device=resolve_device(args.device))
     if model.tokenizer is None:
-        raise CommandError(f"{model_dir} has no tokenizer/ folder, so text cannot be read; save the model "
+        raise ConfigError(f"{model_dir} has no tokenizer/ folder, so text cannot be read; save the model "
                            "with its tokenizer (TextVAE(..., tokenizer=...).save_pretrained).")
     cfg = data_config(recipe, args.data, **data_options(args))
     corpus = load_corpus(cfg, seed=recipe.train.seed if recipe else 0, names=DATA_FLAG_NAMES)
     if args.split not in corpus:
-        raise CommandError(f"split {args.split!r} does not exist here; the splits are: {', '.join(corpus)}.")
+        raise ConfigError(f"split {args.split!r} does not exist here; the splits are: {', '.join(corpus)}.")
     print_notes("evaluate", corpus_notes(corpus, [args.split]))
     dataset = corpus[args.split]
     if args.max_sentences:
@@ -87,18 +87,18 @@ def check_output_file(path: Path, flag: str) -> None:
     import os
     import tempfile
 
-    from textvae.commands.common import CommandError
+    from textvae.commands.common import ConfigError
 
     if path.is_dir():
-        raise CommandError(f"{flag} {path} is a directory; give a file name, e.g. {flag} {path / 'eval.json'}.")
+        raise ConfigError(f"{flag} {path} is a directory; give a file name, e.g. {flag} {path / 'eval.json'}.")
     parent = path.parent
     if not parent.is_dir():
-        raise CommandError(f"{flag} {path}: the folder {parent} does not exist"
+        raise ConfigError(f"{flag} {path}: the folder {parent} does not exist"
                            f"{' (it is a file)' if parent.exists() else ''}; create it or choose another path.")
     try:
         fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=parent)
         os.close(fd)
         os.unlink(probe)
     except OSError as err:
-        raise CommandError(f"{flag} {path}: cannot write in {parent} ({err.strerror or err}); choose a "
+        raise ConfigError(f"{flag} {path}: cannot write in {parent} ({err.strerror or err}); choose a "
                            "writable path.") from err

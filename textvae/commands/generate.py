@@ -69,11 +69,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from textvae.inference.api import LatentAPIError
+    from textvae.inference.api import ConfigError
     from textvae.inference.decoding import decode_config
 
     if args.num < 1:
-        raise LatentAPIError(f"--num must be >= 1, got {args.num}.")
+        raise ConfigError(f"--num must be >= 1, got {args.num}.")
     options = decoding_options(args)
     decode_config(**options)  # bad flag combinations fail before the model loads
     model = load_model(args)

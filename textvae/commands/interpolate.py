@@ -25,15 +25,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from textvae.inference.api import LatentAPIError
+    from textvae.inference.api import ConfigError
     from textvae.inference.decoding import decode_config
     from textvae.inference.features import report_warnings
 
     if len(args.texts) not in (0, 2):
-        raise LatentAPIError(f"give two sentences to interpolate between, or none for two prior samples; "
+        raise ConfigError(f"give two sentences to interpolate between, or none for two prior samples; "
                              f"got {len(args.texts)}.")
     if args.steps < 2:
-        raise LatentAPIError(f"--steps must be >= 2 so that the path includes both endpoints, got {args.steps}.")
+        raise ConfigError(f"--steps must be >= 2 so that the path includes both endpoints, got {args.steps}.")
     options = decoding_options(args)
     decode_config(**options)
     model = load_model(args)

@@ -31,12 +31,12 @@ def run(args: argparse.Namespace) -> int:
     from textvae.commands.common import read_texts
     from textvae.evaluation.plots import plot_pca
     from textvae.evaluation.probe import subsample
-    from textvae.inference.features import FeatureError, report_warnings
+    from textvae.inference.features import ConfigError, report_warnings
 
     if Path(args.output).suffix.lower() != ".png":
-        raise FeatureError(f"--output {args.output}: plot-latent writes a PNG; use a .png file name.")
+        raise ConfigError(f"--output {args.output}: plot-latent writes a PNG; use a .png file name.")
     if args.max_points < 1:
-        raise FeatureError(f"--max-points must be >= 1, got {args.max_points}.")
+        raise ConfigError(f"--max-points must be >= 1, got {args.max_points}.")
     data = read_texts("plot-latent", args, args.data, args.split)
     texts, labels, names = data.texts, data.labels, data.label_names
     idx = subsample(len(texts), args.max_points)

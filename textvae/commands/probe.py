@@ -42,12 +42,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from textvae.commands.common import data_options, print_notes
-    from textvae.evaluation.probe import ProbeError, parse_budgets, run_probe
+    from textvae.evaluation.probe import ConfigError, parse_budgets, run_probe
     from textvae.inference.features import report_warnings
 
     budgets = parse_budgets(args.labels_per_class)
     if args.seeds < 1:
-        raise ProbeError(f"--seeds must be >= 1, got {args.seeds}.")
+        raise ConfigError(f"--seeds must be >= 1, got {args.seeds}.")
     sets = load_probe_sets(args.dataset, args.train, args.test, **data_options(args))
     print_notes("probe", sets["warnings"], "warning")
     print_notes("probe", sets["notes"])
@@ -80,18 +80,18 @@ def load_probe_sets(dataset: Optional[str] = None, train: Optional[str] = None, 
         ``notes`` (rows left out on load, label-only lines) and ``warnings`` (train and test
         share a file), one line each.
     Raises:
-        ProbeError / DataError: no or two sources, file options for a shipped corpus,
+        ConfigError / DataError: no or two sources, file options for a shipped corpus,
             unlabelled data, a missing label column.
     """
     from textvae.config import DataConfig
     from textvae.data import SHIPPED_CORPORA, OptionNames, corpus_notes, label_names, load_corpus
     from textvae.data.files import expand_files
-    from textvae.evaluation.probe import ProbeError
+    from textvae.evaluation.probe import ConfigError
     from textvae.inference.features import load_texts
 
     files = [f for f in (train, test) if f is not None]
     if (dataset is None) == (not files) or len(files) == 1:
-        raise ProbeError("give either --dataset (yelp, sst2) or both --train FILE and --test FILE.")
+        raise ConfigError("give either --dataset (yelp, sst2) or both --train FILE and --test FILE.")
     options = {"format": format, "encoding": encoding, "text_column": text_column, "label_column": label_column}
     options = {key: value for key, value in options.items() if value is not None}
     notes: list[str] = []
@@ -99,12 +99,12 @@ def load_probe_sets(dataset: Optional[str] = None, train: Optional[str] = None, 
     if dataset is not None:
         if not SHIPPED_CORPORA.get(dataset) or not SHIPPED_CORPORA[dataset].label_names:
             labelled = [n for n, c in SHIPPED_CORPORA.items() if c.label_names]
-            raise ProbeError(f"{dataset!r} is not a shipped labelled corpus; choose one of {', '.join(labelled)} "
+            raise ConfigError(f"{dataset!r} is not a shipped labelled corpus; choose one of {', '.join(labelled)} "
                              "or give --train and --test files.")
         given = [f"--{key.replace('_', '-')}" for key, value in options.items()
                  if value != {"text_column": "text", "label_column": "label"}.get(key)]
         if given:
-            raise ProbeError(f"{' and '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to --train/--test "
+            raise ConfigError(f"{' and '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to --train/--test "
                              f"files; the shipped corpus {dataset!r} is read in its own format. Leave "
                              f"{'it' if len(given) == 1 else 'them'} out.")
         train_texts, train_labels, names = load_texts(dataset, "train")

@@ -28,12 +28,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from textvae.commands.common import read_texts
-    from textvae.inference.api import LatentAPIError
+    from textvae.inference.api import ConfigError
     from textvae.inference.decoding import decode_config
     from textvae.inference.features import report_warnings
 
     if bool(args.texts) == bool(args.data):
-        raise LatentAPIError("give the sentences to reconstruct either as arguments or with --data FILE "
+        raise ConfigError("give the sentences to reconstruct either as arguments or with --data FILE "
                              "(exactly one of the two).")
     options = decoding_options(args)
     decode_config(**options)

@@ -83,20 +83,20 @@ def launch(args: argparse.Namespace, recipe, run_dir: Path) -> int:
     return its exit status. What can be checked here is checked before anything starts."""
     import torch
 
-    from textvae.commands.common import CommandError
+    from textvae.commands.common import ConfigError
     from textvae.training.distributed import local_batch_size
 
     n = args.nproc
     if n < 1:
-        raise CommandError(f"--nproc must be >= 1, got {n}.")
+        raise ConfigError(f"--nproc must be >= 1, got {n}.")
     if TORCHRUN_ENV in os.environ:
-        raise CommandError("--nproc starts torchrun itself, and this process already runs under torchrun; "
+        raise ConfigError("--nproc starts torchrun itself, and this process already runs under torchrun; "
                            "drop --nproc (torchrun's --nproc_per_node sets the number of processes).")
     local_batch_size(recipe.train.batch_size, n)
     device = recipe.train.device
     wants_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
     if wants_cuda and n > torch.cuda.device_count():
-        raise CommandError(f"--nproc {n} needs {n} GPUs (one per process), but {torch.cuda.device_count()} "
+        raise ConfigError(f"--nproc {n} needs {n} GPUs (one per process), but {torch.cuda.device_count()} "
                            "are visible; use --nproc <= that, or train.device=cpu.")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}",
                "-m", "textvae", "train", str(args.recipe), *args.overrides, "--output", str(run_dir)]

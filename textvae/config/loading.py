@@ -24,7 +24,8 @@ from typing import Any, Literal, Optional
 
 import yaml
 
-from textvae.config.schema import ConfigError, Recipe
+from textvae.config.schema import Recipe
+from textvae.errors import ConfigError
 
 
 def _type_name(tp: Any) -> str:

@@ -19,11 +19,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
-from textvae.errors import TextVAEError
-
-
-class ConfigError(ValueError, TextVAEError):
-    """A recipe or override that cannot be used; the message says what to change."""
+from textvae.errors import ConfigError
 
 
 TRANSFORMER_INJECTIONS = ("embedding", "memory", "prefix")

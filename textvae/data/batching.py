@@ -23,8 +23,8 @@ from datasets import Dataset, DatasetDict
 from torch.utils.data import DataLoader, Sampler
 
 from textvae.config import DataConfig
-from textvae.data.errors import DataError
 from textvae.data.tokenizers import TextTokenizer
+from textvae.errors import DataError
 
 # --------------------------------------------------------------------------- tokenization
 

@@ -13,8 +13,9 @@ from typing import Any, Optional
 import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
-from textvae.data.errors import DataError
+
 from textvae.data.options import RECIPE_KEYS, OptionNames
+from textvae.errors import DataError
 
 Loaded = tuple[dict[str, Dataset], dict[str, dict[str, int]], dict[str, list[str]]]
 """What each source returns, by split: datasets, dropped counts by reason, notes."""

@@ -21,11 +21,11 @@ from datasets import Dataset, DatasetDict
 
 from textvae.config import DataConfig
 from textvae.data.columns import encode_labels
-from textvae.data.errors import DataError
 from textvae.data.files import load_files
 from textvae.data.hub import load_hub
 from textvae.data.options import RECIPE_KEYS, OptionNames
 from textvae.data.shipped import SHIPPED_CORPORA, load_shipped
+from textvae.errors import DataError
 
 SPLITS = ("train", "validation", "test")
 

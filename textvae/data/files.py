@@ -20,10 +20,10 @@ from datasets import Dataset, Features, Value, load_dataset
 from textvae.config import DataConfig
 from textvae.data.columns import Loaded, standardize
 from textvae.data.diagnosis import diagnose
-from textvae.data.errors import DataError
 from textvae.data.line_formats import Read, read_label_text, read_text
 from textvae.data.lines import check_encoding, read_bytes
 from textvae.data.options import RECIPE_KEYS, OptionNames
+from textvae.errors import DataError
 
 FORMATS = ("text", "label_text", "csv", "tsv", "json", "jsonl", "parquet")
 """The values of ``data.format`` (``jsonl`` is read as ``json``); see :class:`DataConfig`."""

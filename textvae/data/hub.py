@@ -16,10 +16,10 @@ from datasets import load_dataset
 
 from textvae.config import DataConfig
 from textvae.data.columns import Loaded, standardize
-from textvae.data.errors import DataError
 from textvae.data.options import RECIPE_KEYS, OptionNames
 from textvae.data.shipped import SHIPPED_CORPORA, shipped_name_hint
 from textvae.utils.text import one_line
+from textvae.errors import DataError
 
 logger = logging.getLogger(__name__)
 

@@ -12,9 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
-from textvae.data.errors import DataError
+
 from textvae.data.lines import FileLines, read_files
 from textvae.data.options import RECIPE_KEYS, OptionNames
+from textvae.errors import DataError
 
 # What the readers of line files return: columns, dropped counts, notes.
 Read = tuple[dict[str, list], dict[str, int], list[str]]

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from textvae.data.errors import DataError
+
 from textvae.data.options import RECIPE_KEYS, OptionNames
+from textvae.errors import DataError
 
 
 @dataclass

@@ -12,9 +12,9 @@ from typing import Optional
 from datasets import ClassLabel, Dataset, Features, Value
 
 from textvae.data.columns import Loaded
-from textvae.data.errors import DataError
 from textvae.data.line_formats import Read, read_label_text, read_suffix_label, read_text
 from textvae.data.options import RECIPE_KEYS
+from textvae.errors import DataError
 
 DATA_DIR_ENV = "TEXTVAE_DATA_DIR"
 _SHIPPED_FILES = "the shipped corpora folder (data/, or $TEXTVAE_DATA_DIR)"

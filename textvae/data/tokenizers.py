@@ -36,8 +36,8 @@ import sentencepiece as spm
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
 from textvae.config import TokenizerConfig
-from textvae.data.errors import DataError
 from textvae.utils.text import one_line
+from textvae.errors import DataError
 
 CONFIG_FILE = "tokenizer_config.json"
 SPECIAL_TOKENS = {"pad": "<pad>", "bos": "<bos>", "eos": "<eos>", "unk": "<unk>"}

@@ -14,7 +14,7 @@ from typing import Any, Iterable, Optional
 import torch
 from tqdm.auto import tqdm
 
-from textvae.errors import TextVAEError
+from textvae.errors import ConfigError
 from textvae.evaluation.latent import active_units, mutual_information, mutual_information_full
 from textvae.evaluation.likelihood import iw_log_likelihood
 from textvae.evaluation.sums import Sums
@@ -29,10 +29,6 @@ from textvae.utils.seeding import seeded_generator
 # The MMD reported as a metric uses one fixed kernel whatever the training objective used,
 # so rows of a comparison table are measured with the same ruler.
 METRIC_KERNEL = "imq"
-
-
-class EvaluationError(ValueError, TextVAEError):
-    """An evaluation that cannot run as asked; the message says why."""
 
 
 @torch.no_grad()
@@ -53,7 +49,7 @@ def evaluate_model(model: TextVAE, batches: Iterable[Any], iw_samples: int = 500
         A flat dict with the keys listed in the README (iw_nll, neg_elbo, ppl, …).
     """
     if iw_samples < 1:
-        raise EvaluationError(f"--iw-samples must be >= 1 (500 is the published protocol), got {iw_samples}.")
+        raise ConfigError(f"--iw-samples must be >= 1 (500 is the published protocol), got {iw_samples}.")
     greedy, ancestral = DecodeConfig(method="greedy"), DecodeConfig(method="sample")
 
     device = model.device
@@ -92,7 +88,7 @@ def evaluate_model(model: TextVAE, batches: Iterable[Any], iw_samples: int = 500
                 refs += [_words(tok, row[1:int(n) - 1].tolist()) for row, n in zip(ids.cpu(), lengths.cpu())]
         n_sent, n_tok = int(sums["sentences"]), int(sums["tokens"])
         if n_sent == 0:
-            raise EvaluationError("the evaluation split is empty: no sentence to evaluate. Check the split name, "
+            raise ConfigError("the evaluation split is empty: no sentence to evaluate. Check the split name, "
                                   "data.max_length (everything may have been filtered out) and the data files.")
 
         word_level = bool(getattr(tok, "is_word_level", True))

@@ -18,16 +18,12 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
-from textvae.errors import TextVAEError
+from textvae.errors import ConfigError
 
 if TYPE_CHECKING:
     from textvae.inference.api import TextVAE
 
 METHODS = ("latent", "bow", "majority")
-
-
-class ProbeError(ValueError, TextVAEError):
-    """Labels or options a probe cannot use; the message says what to change."""
 
 
 @dataclass
@@ -85,7 +81,7 @@ def parse_budgets(text: str | Sequence[Any]) -> list[Optional[int]]:
     """``"10,100,all"`` → [10, 100, None] (None: every training example).
 
     Raises:
-        ProbeError: a budget that is not a positive integer or ``all``.
+        ConfigError: a budget that is not a positive integer or ``all``.
     """
     items = text.split(",") if isinstance(text, str) else list(text)
     budgets: list[Optional[int]] = []
@@ -95,11 +91,11 @@ def parse_budgets(text: str | Sequence[Any]) -> list[Optional[int]]:
             budgets.append(None)
             continue
         if not item.isdigit() or int(item) < 1:
-            raise ProbeError(f"a label budget must be a positive integer or 'all', got {item!r} "
+            raise ConfigError(f"a label budget must be a positive integer or 'all', got {item!r} "
                              "(e.g. --labels-per-class 10,100,1000,all).")
         budgets.append(int(item))
     if not budgets:
-        raise ProbeError("no label budget given (e.g. --labels-per-class 10,100,all).")
+        raise ConfigError("no label budget given (e.g. --labels-per-class 10,100,all).")
     return budgets
 
 
@@ -107,15 +103,15 @@ def check_labels(labels: Optional[Sequence[int]], where: str) -> np.ndarray:
     """Labels as an int array, with at least two classes.
 
     Raises:
-        ProbeError: no labels, or a single class (a classifier has nothing to learn).
+        ConfigError: no labels, or a single class (a classifier has nothing to learn).
     """
     if labels is None:
-        raise ProbeError(f"{where} has no labels; a probe needs labelled data (a label column, or a shipped "
+        raise ConfigError(f"{where} has no labels; a probe needs labelled data (a label column, or a shipped "
                          "labelled set: --dataset yelp or sst2).")
     array = np.asarray(labels)
     classes = np.unique(array)
     if len(classes) < 2:
-        raise ProbeError(f"{where} has a single class ({classes.tolist()}); a probe needs at least two classes.")
+        raise ConfigError(f"{where} has a single class ({classes.tolist()}); a probe needs at least two classes.")
     return array
 
 
@@ -177,17 +173,17 @@ def probe_features(train_x: np.ndarray, train_y: Sequence[int], test_x: np.ndarr
         budgets: labelled examples per class; None for all.
         seeds: one draw per seed and budget.
     Raises:
-        ProbeError: fewer than two classes, or mismatched sizes.
+        ConfigError: fewer than two classes, or mismatched sizes.
     """
     train_y = check_labels(train_y, "the training set")
     test_y = np.asarray(test_y)
     if len(train_x) != len(train_y) or len(test_x) != len(test_y):
-        raise ProbeError(f"features and labels differ in size: train {len(train_x)} vs {len(train_y)}, "
+        raise ConfigError(f"features and labels differ in size: train {len(train_x)} vs {len(train_y)}, "
                          f"test {len(test_x)} vs {len(test_y)}.")
     if len(test_y) == 0:
-        raise ProbeError("the test set is empty.")
+        raise ConfigError("the test set is empty.")
     if not seeds:
-        raise ProbeError("at least one seed is needed.")
+        raise ConfigError("at least one seed is needed.")
     texts = None
     if train_texts is not None and test_texts is not None:
         texts = (np.asarray(list(train_texts), dtype=object), list(test_texts))

@@ -26,7 +26,7 @@ SPLIT_NAMES = {"valid": "validation"}
 """metrics.jsonl calls the validation split ``valid``; data_stats.json and ``evaluate --split`` say ``validation``."""
 
 
-class ReportError(ValueError, TextVAEError):
+class ConfigError(ValueError, TextVAEError):
     pass
 
 
@@ -36,7 +36,7 @@ def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ReportError(f"{path} is not valid JSON ({err}); delete it or write it again (it is rewritten by "
+        raise ConfigError(f"{path} is not valid JSON ({err}); delete it or write it again (it is rewritten by "
                           "the command that made it).") from err
     return data if isinstance(data, dict) else {}
 
@@ -112,7 +112,7 @@ def write_report(run_dirs: Sequence[str | Path], output: Optional[str | Path] = 
     dirs = [Path(d) for d in run_dirs]
     for d in dirs:
         if not (d / "metrics.jsonl").is_file():
-            raise ReportError(f"{d} is not a textvae run directory (no metrics.jsonl). "
+            raise ConfigError(f"{d} is not a textvae run directory (no metrics.jsonl). "
                               "Pass the --output directory of a `textvae train` run.")
     out_dir = Path(output) if output else (dirs[0] if len(dirs) == 1 else Path("report"))
     out_dir.mkdir(parents=True, exist_ok=True)

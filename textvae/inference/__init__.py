@@ -1,7 +1,7 @@
 """Using a trained model: the user-facing TextVAE, decoding, generation, reconstruction,
 interpolation, features."""
 
-from textvae.inference.api import LatentAPIError, TextVAE, latent_path
+from textvae.inference.api import TextVAE, latent_path
 from textvae.inference.decoding import DecodeConfig
 
-__all__ = ["DecodeConfig", "LatentAPIError", "TextVAE", "latent_path"]
+__all__ = ["DecodeConfig", "TextVAE", "latent_path"]

@@ -22,16 +22,12 @@ from torch import Tensor
 
 from textvae.config import ModelConfig
 from textvae.data.tokenizers import TextTokenizer
-from textvae.errors import TextVAEError
+from textvae.errors import ConfigError, ModelError, TextVAEError
 from textvae.inference.decoding import DecodeConfig, decode, decode_config
 from textvae.inference.features import check_max_length, default_max_length, encode_texts, eval_mode
-from textvae.modeling import ModelLoadError, TextVAEModel, VocabSpec
+from textvae.modeling import TextVAEModel, VocabSpec
 from textvae.utils.layout import TOKENIZER_DIR
 from textvae.utils.seeding import seeded_generator
-
-
-class LatentAPIError(ValueError, TextVAEError):
-    """A request the latent API cannot serve; the message says what to change."""
 
 
 # --------------------------------------------------------------------------- latent paths
@@ -76,14 +72,14 @@ def latent_path(a: Tensor, b: Tensor, steps: int, method: str = "lerp") -> Tenso
     """``steps`` evenly spaced points from a to b, both endpoints included (exactly). → (steps, D).
 
     Raises:
-        LatentAPIError: steps < 2, an unknown method, or a and b of different shapes.
+        ConfigError: steps < 2, an unknown method, or a and b of different shapes.
     """
     if steps < 2:
-        raise LatentAPIError(f"steps must be >= 2 so that the path includes both endpoints, got {steps}.")
+        raise ConfigError(f"steps must be >= 2 so that the path includes both endpoints, got {steps}.")
     if method not in PATHS:
-        raise LatentAPIError(f"unknown interpolation method {method!r}; choose one of {', '.join(PATHS)}.")
+        raise ConfigError(f"unknown interpolation method {method!r}; choose one of {', '.join(PATHS)}.")
     if a.shape != b.shape or a.dim() != 1:
-        raise LatentAPIError(f"endpoints must be two vectors of the same size, got {tuple(a.shape)} and "
+        raise ConfigError(f"endpoints must be two vectors of the same size, got {tuple(a.shape)} and "
                              f"{tuple(b.shape)}.")
     t = torch.linspace(0.0, 1.0, steps, dtype=a.dtype, device=a.device)
     path = PATHS[method](a, b, t)
@@ -124,7 +120,7 @@ class TextVAE(TextVAEModel):
             return {"tokenizer": None}
         tokenizer = _load_tokenizer(directory / TOKENIZER_DIR)
         if tokenizer.vocab_size != vocab.vocab_size:
-            raise ModelLoadError(
+            raise ModelError(
                 f"the tokenizer in {directory / TOKENIZER_DIR} has {tokenizer.vocab_size} tokens but the "
                 f"model was built for {vocab.vocab_size}; the directory mixes files of two runs. "
                 "Copy the tokenizer/ folder of the run that wrote these weights.")
@@ -148,13 +144,13 @@ class TextVAE(TextVAEModel):
         check_max_length(self, max_length, "decoder")
         if z is not None:
             if z.dim() != 2 or z.shape[1] != self.latent_dim:
-                raise LatentAPIError(f"z must have shape (N, {self.latent_dim}), got {tuple(z.shape)}.")
+                raise ConfigError(f"z must have shape (N, {self.latent_dim}), got {tuple(z.shape)}.")
             z = z.to(self.device, dtype=next(self.parameters()).dtype)
             n = z.shape[0]
         elif self.is_vae:
-            raise LatentAPIError("this model is a VAE: decoding needs latents z (N, latent_dim).")
+            raise ConfigError("this model is a VAE: decoding needs latents z (N, latent_dim).")
         if n is None or n < 0:
-            raise LatentAPIError(f"the number of sentences must be >= 0, got {n}.")
+            raise ConfigError(f"the number of sentences must be >= 0, got {n}.")
         generator = seeded_generator(self.device, seed)
         ids: list[list[int]] = []
         with eval_mode(self):
@@ -171,7 +167,7 @@ class TextVAE(TextVAEModel):
         ``seed`` seeds both z and the sampler, so the same seed gives the same sentences.
         """
         if n < 0:
-            raise LatentAPIError(f"n must be >= 0, got {n}.")
+            raise ConfigError(f"n must be >= 0, got {n}.")
         z = None
         if self.is_vae:
             generator = seeded_generator(self.device, seed)
@@ -208,17 +204,17 @@ class TextVAE(TextVAEModel):
                               seed: Optional[int] = None, max_input_length: Optional[int] = None) -> Tensor:
         """The latent points :meth:`interpolate` decodes. → (steps, D) on the model's device."""
         if not self.is_vae:
-            raise LatentAPIError("a language model (model.mode=lm) has no latent space to interpolate in.")
+            raise ConfigError("a language model (model.mode=lm) has no latent space to interpolate in.")
         if steps < 2:  # checked before any encoding, so the message comes first
-            raise LatentAPIError(f"steps must be >= 2 so that the path includes both endpoints, got {steps}.")
+            raise ConfigError(f"steps must be >= 2 so that the path includes both endpoints, got {steps}.")
         if (a is None) != (b is None):
-            raise LatentAPIError("give two sentences to interpolate between, or none to use two prior samples.")
+            raise ConfigError("give two sentences to interpolate between, or none to use two prior samples.")
         if a is None:
             ends = torch.randn(2, self.latent_dim, device=self.device, generator=seeded_generator(self.device, seed))
         else:
             for text in (a, b):
                 if not isinstance(text, str):
-                    raise LatentAPIError(f"interpolation endpoints must be strings, got {type(text).__name__}.")
+                    raise ConfigError(f"interpolation endpoints must be strings, got {type(text).__name__}.")
             ends = self.encode([a, b], use=use, seed=seed, max_length=max_input_length).to(self.device)
         return latent_path(ends[0], ends[1], steps, method)
 
@@ -239,7 +235,7 @@ class TextVAE(TextVAEModel):
 
     def _require_tokenizer(self) -> None:
         if self.tokenizer is None:
-            raise LatentAPIError("this model has no tokenizer, so it cannot write text. Load it with "
+            raise ConfigError("this model has no tokenizer, so it cannot write text. Load it with "
                                  "TextVAE.from_pretrained from a directory with a tokenizer/ folder, or build "
                                  "it as TextVAE(config, vocab, tokenizer).")
 
@@ -248,9 +244,9 @@ def _load_tokenizer(directory: Path) -> TextTokenizer:
     try:
         return TextTokenizer.load(directory)
     except TextVAEError as err:
-        raise ModelLoadError(str(err)) from err
+        raise ModelError(str(err)) from err
     except Exception as err:  # tokenizers and sentencepiece raise their own types for a damaged file
         reason = " ".join(str(err).split())[:160]
-        raise ModelLoadError(f"{directory} cannot be read ({type(err).__name__}: {reason}); its files are "
+        raise ModelError(f"{directory} cannot be read ({type(err).__name__}: {reason}); its files are "
                              "truncated or altered. Copy the tokenizer/ folder of the run that wrote these "
                              "weights.") from err

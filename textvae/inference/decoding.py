@@ -22,12 +22,8 @@ from typing import Any, Callable, Literal, Optional
 import torch
 from torch import Tensor, nn
 
-from textvae.errors import TextVAEError
+from textvae.errors import ConfigError
 from textvae.modeling.outputs import VocabSpec
-
-
-class DecodingError(ValueError, TextVAEError):
-    """Decoding options that cannot be used together; the message says what to change."""
 
 
 @dataclass
@@ -50,36 +46,36 @@ class DecodeConfig:
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
-            raise DecodingError(f"unknown decoding method {self.method!r}; choose one of {', '.join(METHODS)}.")
+            raise ConfigError(f"unknown decoding method {self.method!r}; choose one of {', '.join(METHODS)}.")
         if self.max_length is not None and self.max_length < 1:
-            raise DecodingError(f"max_length must be >= 1, got {self.max_length}.")
+            raise ConfigError(f"max_length must be >= 1, got {self.max_length}.")
         if not self.temperature > 0:
-            raise DecodingError(f"temperature must be > 0, got {self.temperature} (for the most likely token "
+            raise ConfigError(f"temperature must be > 0, got {self.temperature} (for the most likely token "
                                 "at each step use method greedy).")
         if self.top_k is not None and self.top_k < 0:
-            raise DecodingError(f"top_k must be >= 0 (0: off), got {self.top_k}.")
+            raise ConfigError(f"top_k must be >= 0 (0: off), got {self.top_k}.")
         if self.top_p is not None and not 0.0 < self.top_p <= 1.0:
-            raise DecodingError(f"top_p must be in (0, 1], got {self.top_p}.")
+            raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}.")
         if self.beam_size < 1:
-            raise DecodingError(f"beam_size must be >= 1, got {self.beam_size}.")
+            raise ConfigError(f"beam_size must be >= 1, got {self.beam_size}.")
         sampling = self.temperature != 1.0 or self.top_k or self.top_p is not None
         if sampling and self.method != "sample":
             # Silently ignoring --top-p under greedy decoding would hide a mistake.
-            raise DecodingError(f"temperature/top_k/top_p only apply to method 'sample', not {self.method!r}.")
+            raise ConfigError(f"temperature/top_k/top_p only apply to method 'sample', not {self.method!r}.")
 
 
 def decode_config(base: Optional[DecodeConfig] = None, **options: Any) -> DecodeConfig:
     """``base`` (default: greedy) with ``options`` (DecodeConfig field names) replacing fields.
 
     Raises:
-        DecodingError: an option that is not a DecodeConfig field, or an invalid combination.
+        ConfigError: an option that is not a DecodeConfig field, or an invalid combination.
     """
     names = [f.name for f in dataclasses.fields(DecodeConfig)]
     for key in options:
         if key not in names:
             close = difflib.get_close_matches(key, names, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise DecodingError(f"unknown decoding option {key!r}.{hint} Options: {', '.join(names)}.")
+            raise ConfigError(f"unknown decoding option {key!r}.{hint} Options: {', '.join(names)}.")
     return dataclasses.replace(base or DecodeConfig(), **options)
 
 
@@ -178,7 +174,7 @@ def decode_tokens(decoder: nn.Module, z: Optional[Tensor], num: int, vocab: Voca
         keep_logits: also return the raw logits of every step (tests, analysis).
     """
     if cfg.method not in CHOICES:
-        raise DecodingError(f"decode_tokens does greedy or sample, not {cfg.method!r}; use beam_search.")
+        raise ConfigError(f"decode_tokens does greedy or sample, not {cfg.method!r}; use beam_search.")
     choose = CHOICES[cfg.method]
     device = _device(decoder)
     banned = tuple(sorted({vocab.pad_id, vocab.bos_id} - {vocab.eos_id}))

@@ -21,8 +21,8 @@ import torch
 from torch import Tensor
 
 from textvae.config import DataConfig
-from textvae.data import SHIPPED_CORPORA, Collator, DataError, label_names, load_corpus
-from textvae.errors import TextVAEError
+from textvae.data import SHIPPED_CORPORA, Collator, label_names, load_corpus
+from textvae.errors import ConfigError, DataError
 from textvae.modeling.posterior import sample_gaussian
 from textvae.utils.seeding import seeded_generator
 
@@ -37,10 +37,6 @@ FEATURE_FORMATS = (".npy", ".parquet")
 
 class InputWarning(UserWarning):
     """Input text that was changed or is degenerate (truncated, empty, only unknown words)."""
-
-
-class FeatureError(ValueError, TextVAEError):
-    """A request for features that cannot be served; the message says what to change."""
 
 
 # --------------------------------------------------------------------------- text → ids
@@ -83,12 +79,12 @@ def tokenize_texts(tokenizer: Any, texts: Sequence[str], max_length: int) -> tup
     """Token ids (no specials) of each text, cut to ``max_length``, and what was done.
 
     Raises:
-        FeatureError: an item of ``texts`` is not a string (None, a number).
+        ConfigError: an item of ``texts`` is not a string (None, a number).
     """
     texts = list(texts)
     bad = [t for t in texts if not isinstance(t, str)]
     if bad:
-        raise FeatureError(f"texts must be strings, got {type(bad[0]).__name__} {bad[0]!r}.")
+        raise ConfigError(f"texts must be strings, got {type(bad[0]).__name__} {bad[0]!r}.")
     ids = tokenizer.encode_batch(texts) if texts else []
     unk = tokenizer.unk_id
     report = TokenizeReport(
@@ -117,7 +113,7 @@ def check_max_length(model: "TextVAE", max_length: int, part: str) -> None:
     kind = getattr(model.config, part).kind
     limit = default_max_length(model)
     if kind in POSITIONAL_KINDS and max_length > limit:
-        raise FeatureError(f"max_length {max_length} is longer than the {kind} {part} can hold: "
+        raise ConfigError(f"max_length {max_length} is longer than the {kind} {part} can hold: "
                            f"model.max_positions={model.config.max_positions} leaves {limit} tokens after BOS "
                            f"and EOS. Use --max-length {limit} or less.")
 
@@ -138,10 +134,10 @@ def eval_mode(model: torch.nn.Module) -> Iterator[None]:
 
 def require_encoder(model: "TextVAE") -> None:
     if not model.is_vae:
-        raise FeatureError("this model is a language model (model.mode=lm): it has no encoder and no latent "
+        raise ConfigError("this model is a language model (model.mode=lm): it has no encoder and no latent "
                            "code to encode into; use a model trained with model.mode=vae.")
     if model.tokenizer is None:
-        raise FeatureError("this model has no tokenizer, so it cannot read text. Load it with "
+        raise ConfigError("this model has no tokenizer, so it cannot read text. Load it with "
                            "TextVAE.from_pretrained from a directory with a tokenizer/ folder, or build it "
                            "as TextVAE(config, vocab, tokenizer).")
 
@@ -151,9 +147,9 @@ def encode_ids(model: "TextVAE", ids: list[list[int]], use: Use = "mean", batch_
                generator: Optional[torch.Generator] = None, progress: bool = False) -> Tensor:
     """Latents of tokenized sentences: μ of q(z|x), or one sample from it. → (N, D) fp32 CPU."""
     if use not in ("mean", "sample"):
-        raise FeatureError(f"use must be 'mean' or 'sample', got {use!r}.")
+        raise ConfigError(f"use must be 'mean' or 'sample', got {use!r}.")
     if batch_size < 1:
-        raise FeatureError(f"batch_size must be >= 1, got {batch_size}.")
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}.")
     collate = Collator(model.vocab.pad_id, model.vocab.bos_id, model.vocab.eos_id)
     out = [torch.zeros(0, model.latent_dim)]
     starts = range(0, len(ids), batch_size)
@@ -190,11 +186,11 @@ def encode_dataset(model: "TextVAE", dataset: "Dataset", batch_size: int = 64, u
     Args:
         use: ``mean`` (μ) or ``sample`` (one draw from q(z|x), seeded by ``seed``).
     Raises:
-        FeatureError: no ``text_column``, or a model that cannot encode.
+        ConfigError: no ``text_column``, or a model that cannot encode.
     """
     require_encoder(model)
     if text_column not in dataset.column_names:
-        raise FeatureError(f"the dataset has no column {text_column!r}; its columns are {dataset.column_names}.")
+        raise ConfigError(f"the dataset has no column {text_column!r}; its columns are {dataset.column_names}.")
     max_length = max_length or default_max_length(model)
     check_max_length(model, max_length, "encoder")
     generator = seeded_generator(model.device, seed)
@@ -221,15 +217,15 @@ def write_features(path: str | Path, z: Tensor | np.ndarray, texts: Optional[Seq
     """Save features: ``.npy`` (the (N, D) float32 array) or ``.parquet`` (text, label, z).
 
     Raises:
-        FeatureError: another extension, or texts/labels that do not match the rows.
+        ConfigError: another extension, or texts/labels that do not match the rows.
     """
     path = Path(path)
     array = np.asarray(z, dtype=np.float32)
     if path.suffix not in FEATURE_FORMATS:
-        raise FeatureError(f"cannot write features to {path}: use a {' or '.join(FEATURE_FORMATS)} file name.")
+        raise ConfigError(f"cannot write features to {path}: use a {' or '.join(FEATURE_FORMATS)} file name.")
     for name, values in (("texts", texts), ("labels", labels)):
         if values is not None and len(values) != len(array):
-            raise FeatureError(f"{len(array)} feature rows but {len(values)} {name}.")
+            raise ConfigError(f"{len(array)} feature rows but {len(values)} {name}.")
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".npy":
         np.save(path, array)

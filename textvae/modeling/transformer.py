@@ -33,12 +33,8 @@ from torch import Tensor, nn
 from transformers import BertConfig, BertModel, DynamicCache, GPT2Config, GPT2LMHeadModel, PreTrainedModel
 
 from textvae.config import DecoderConfig, EncoderConfig, ModelConfig
-from textvae.errors import TextVAEError
+from textvae.errors import ModelError
 from textvae.modeling.outputs import VocabSpec
-
-
-class PretrainedModelError(ValueError, TextVAEError):
-    """A pretrained Transformer that cannot be loaded or does not fit the run's tokenizer."""
 
 
 # --------------------------------------------------------------------------- pretrained loading
@@ -56,7 +52,7 @@ def load_pretrained(model_class: type[PreTrainedModel], name: str, key: str, **o
     try:
         return model_class.from_pretrained(name, **overrides)
     except (OSError, ValueError, KeyError) as err:
-        raise PretrainedModelError(
+        raise ModelError(
             f"Could not load {key}={name!r} as a {model_class.__name__} ({type(err).__name__}: {err}). "
             "Without internet a hub name only works if it is already in the local cache. Save the model "
             f"once on a machine with access ({model_class.__name__}.from_pretrained(name).save_pretrained"
@@ -71,7 +67,7 @@ def fit_vocabulary(model: PreTrainedModel, vocab: VocabSpec, resize: bool, key: 
         return
     section = key.rsplit(".", 1)[0]
     if not resize:
-        raise PretrainedModelError(
+        raise ModelError(
             f"{key} embeds {rows} tokens but the run's tokenizer has {vocab.vocab_size}. Use the tokenizer "
             f"the model was trained with (tokenizer.kind=pretrained, tokenizer.name_or_path=<the same "
             f"model>), or set {section}.resize_embeddings=true to resize the embedding matrix (existing "
@@ -81,7 +77,7 @@ def fit_vocabulary(model: PreTrainedModel, vocab: VocabSpec, resize: bool, key: 
 
 def _check_positions(available: int, needed: int, key: str, what: str) -> None:
     if needed > available:
-        raise PretrainedModelError(
+        raise ModelError(
             f"{key} has {available} positions but {what} needs {needed}; lower model.max_positions "
             "(and data.max_length) to fit.")
 

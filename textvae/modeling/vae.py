@@ -19,21 +19,17 @@ from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 from torch import Tensor, nn
 
-from textvae.config import ConfigError, ModelConfig, build_dataclass
-from textvae.errors import TextVAEError
+from textvae.config import ModelConfig, build_dataclass
+from textvae.errors import ConfigError, ModelError
 from textvae.modeling.linear_ce import linear_cross_entropy
 from textvae.modeling.outputs import VAEOutput, VocabSpec
 from textvae.modeling.posterior import GaussianHead, sample_gaussian
 from textvae.modeling.registry import decoder_class, encoder_class
 from textvae.utils.io import atomic_write, atomic_write_json
-from textvae.utils.layout import (CONFIG_NAME, MODEL_DIR, RUN_RECIPE_NAME, WEIGHTS_NAME,
-                                  intact_models, intact_models_sentence, is_run_dir, run_dir_of)
+from textvae.utils.layout import (CONFIG_NAME, MODEL_DIR, RUN_RECIPE_NAME, WEIGHTS_NAME, intact_models,
+                                  intact_models_sentence, is_run_dir, run_dir_of)
 
 FORMAT_VERSION = 1
-
-
-class ModelLoadError(ValueError, TextVAEError):
-    """A model directory that cannot be read; the message names the file and what to do."""
 
 
 class TextVAEModel(nn.Module):
@@ -153,7 +149,7 @@ class TextVAEModel(nn.Module):
         directory (``textvae train --output DIR``), whose ``model/`` it loads, as the CLI does.
 
         Raises:
-            ModelLoadError: a file is missing or damaged; the message names it. For a run's
+            ModelError: a file is missing or damaged; the message names it. For a run's
                 ``model/`` or ``best/`` it also names the run's intact models (best/, checkpoints).
         """
         directory = Path(directory)
@@ -161,20 +157,20 @@ class TextVAEModel(nn.Module):
         if is_run_dir(directory) and not (directory / CONFIG_NAME).is_file():
             run_dir, directory = directory, directory / MODEL_DIR
             if not directory.is_dir():
-                raise ModelLoadError(_unfinished_run_message(run_dir))
+                raise ModelError(_unfinished_run_message(run_dir))
         try:
             return cls._load_pretrained(directory, device)
-        except ModelLoadError as err:
+        except ModelError as err:
             if run_dir is None or directory.parent != run_dir:  # checkpoints: --resume picks another itself
                 raise
-            raise ModelLoadError(f"{err} {intact_models_sentence(run_dir, skip=directory)}") from err
+            raise ModelError(f"{err} {intact_models_sentence(run_dir, skip=directory)}") from err
 
     @classmethod
     def _load_pretrained(cls, directory: Path, device: str | torch.device) -> "TextVAEModel":
         config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
         if not directory.is_dir():
             what = "is a file, not a directory" if directory.exists() else "does not exist"
-            raise ModelLoadError(
+            raise ModelError(
                 f"{directory} {what}. Point at a textvae run directory (the --output of `textvae train`), its "
                 "model/ or best/ folder, or a directory written by TextVAE.save_pretrained"
                 + (f": here {directory.parent}." if directory.name in (CONFIG_NAME, WEIGHTS_NAME) else "."))
@@ -184,33 +180,33 @@ class TextVAEModel(nn.Module):
                      if weights_path.is_file() else
                      " Point at a directory written by `textvae train` (a run directory, or its model/ or best/ "
                      "folder) or by TextVAE.save_pretrained.")
-            raise ModelLoadError(f"{directory} is not a textvae model directory: it has no {CONFIG_NAME} "
+            raise ModelError(f"{directory} is not a textvae model directory: it has no {CONFIG_NAME} "
                                  f"({config_path} is missing).{found}")
         try:
             meta = json.loads(config_path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ModelLoadError(f"{config_path} is not valid JSON ({err}); the model directory is damaged.") from err
+            raise ModelError(f"{config_path} is not valid JSON ({err}); the model directory is damaged.") from err
         version = meta.get("format_version") if isinstance(meta, dict) else None
         if version != FORMAT_VERSION:
-            raise ModelLoadError(
+            raise ModelError(
                 f"{config_path} has format_version {version!r}; this textvae reads version {FORMAT_VERSION}. "
                 "Upgrade textvae (pip install -U textvae) or re-save the model with this version.")
         try:
             config = build_dataclass(ModelConfig, meta["model"], "model")
             vocab = VocabSpec(**meta["vocab"])
         except (KeyError, TypeError, ConfigError) as err:
-            raise ModelLoadError(f"{config_path} does not describe a textvae model: {err}") from err
+            raise ModelError(f"{config_path} does not describe a textvae model: {err}") from err
         model = cls(config, vocab, **cls._load_extras(directory, vocab))
         if not weights_path.is_file():
-            raise ModelLoadError(f"{directory} has no {WEIGHTS_NAME}; the weights were not saved or were removed.")
+            raise ModelError(f"{directory} has no {WEIGHTS_NAME}; the weights were not saved or were removed.")
         try:
             missing, unexpected = load_model(model, str(weights_path), strict=False)
         except (SafetensorError, OSError, RuntimeError, ValueError) as err:
-            raise ModelLoadError(
+            raise ModelError(
                 f"{weights_path} cannot be read as safetensors weights for this config ({err}). The file is "
                 "truncated or altered; use another checkpoint of the run (checkpoints/ or best/).") from err
         if missing or unexpected:
-            raise ModelLoadError(
+            raise ModelError(
                 f"{weights_path} does not match {config_path}: missing {sorted(missing)[:5]}, "
                 f"unexpected {sorted(unexpected)[:5]}. The files come from different models.")
         return model.to(device)

@@ -1,5 +1,5 @@
 """The training loop, checkpoints, precision and LR schedules."""
 
-from textvae.training.trainer import RunDirError, Trainer, TrainingError, TrainResult, train
+from textvae.training.trainer import Trainer, TrainResult, train
 
-__all__ = ["RunDirError", "Trainer", "TrainingError", "TrainResult", "train"]
+__all__ = ["Trainer", "TrainResult", "train"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from textvae.errors import TextVAEError
+from textvae.errors import RunError, TextVAEError
 
 import hashlib
 import os
@@ -29,10 +29,6 @@ _STEP_NAME = re.compile(rf"^{PREFIX}(\d+)$")
 # save_checkpoint's ".step-N.deleting-PID" and atomic_write's ".NAME.XXXXXXXX.tmp" files.
 _LEFTOVER_DIR = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old|deleting)-\d+$")
 _LEFTOVER_FILE = re.compile(r"^\..+\.tmp$")
-
-
-class CheckpointError(ValueError, TextVAEError):
-    """A checkpoint that cannot be used to resume; the message says which one and why."""
 
 
 def rng_state() -> dict[str, Any]:
@@ -172,7 +168,7 @@ def load_trainer_state(checkpoint: Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for damaged files
-        raise CheckpointError(f"{path} cannot be read ({type(err).__name__}: {first_sentence(err)}); the "
+        raise RunError(f"{path} cannot be read ({type(err).__name__}: {first_sentence(err)}); the "
                               "file is missing, truncated or altered.") from err
 
 
@@ -189,21 +185,21 @@ def load_checkpoint(checkpoint: Path, device: str | torch.device = "cpu") -> tup
     SHA-256), config and tokenizer.
 
     Raises:
-        CheckpointError: any part is missing, unreadable or altered; the message says which.
+        RunError: any part is missing, unreadable or altered; the message says which.
     """
     checkpoint = Path(checkpoint)
     state = load_trainer_state(checkpoint)
     expected = state.get("files", {}).get(WEIGHTS_NAME) if isinstance(state, dict) else None
     weights = checkpoint / WEIGHTS_NAME
     if expected is not None and weights.is_file() and file_sha256(weights) != expected:
-        raise CheckpointError(f"{weights} is not the file that was saved (its SHA-256 differs from the one "
+        raise RunError(f"{weights} is not the file that was saved (its SHA-256 differs from the one "
                               f"recorded in {STATE_NAME}): it was truncated or altered afterwards.")
     try:
         model = TextVAE.from_pretrained(checkpoint, device=device)
     except TextVAEError as err:
-        raise CheckpointError(str(err)) from err
+        raise RunError(str(err)) from err
     if model.tokenizer is None:
-        raise CheckpointError(f"{checkpoint} has no tokenizer/ folder; a checkpoint needs the exact tokenizer "
+        raise RunError(f"{checkpoint} has no tokenizer/ folder; a checkpoint needs the exact tokenizer "
                               "its run started with.")
     return state, model
 

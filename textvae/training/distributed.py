@@ -26,14 +26,10 @@ import torch
 import torch.distributed as torch_dist
 from torch import Tensor
 
-from textvae.config import ConfigError
-from textvae.errors import TextVAEError
+
+from textvae.errors import ConfigError, RunError
 
 T = TypeVar("T")
-
-
-class DistributedError(RuntimeError, TextVAEError):
-    """A multi-process run that cannot start as asked; the message says what to change."""
 
 
 @dataclass(frozen=True)
@@ -62,10 +58,10 @@ def replicas_from_env(environ: Mapping[str, str] = os.environ) -> Replicas:
         rank = int(environ.get("RANK", 0))
         local = int(environ.get("LOCAL_RANK", rank))
     except ValueError as err:
-        raise DistributedError(f"WORLD_SIZE/RANK/LOCAL_RANK must be integers ({err}); they are set by "
+        raise RunError(f"WORLD_SIZE/RANK/LOCAL_RANK must be integers ({err}); they are set by "
                                "torchrun, not by hand.") from err
     if world < 1 or not 0 <= rank < world:
-        raise DistributedError(f"RANK={rank} is not in [0, WORLD_SIZE={world}); start the run with torchrun "
+        raise RunError(f"RANK={rank} is not in [0, WORLD_SIZE={world}); start the run with torchrun "
                                "(or textvae train --nproc N).")
     return Replicas(world, rank, local)
 
@@ -96,7 +92,7 @@ def init_process_group(replicas: Replicas, device: torch.device) -> torch.device
         return device
     if device.type == "cuda":
         if replicas.local_rank >= torch.cuda.device_count():
-            raise DistributedError(
+            raise RunError(
                 f"local rank {replicas.local_rank} has no GPU: this machine has {torch.cuda.device_count()} "
                 "CUDA device(s). Start at most that many processes per node (--nproc / --nproc_per_node).")
         device = torch.device("cuda", replicas.local_rank)

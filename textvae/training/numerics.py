@@ -10,9 +10,9 @@ from typing import Any, Callable, Optional
 import torch
 
 from textvae.config import Recipe
-from textvae.training.runs import RunDirError
 from textvae.utils.cpu import cpu_capability, cpu_description, lstm_bf16_supported
 from textvae.utils.precision import Precision, precision_note
+from textvae.errors import RunError
 
 
 def numerics() -> dict[str, Any]:
@@ -37,7 +37,7 @@ def set_threads(asked: Optional[int], recorded: dict[str, Any], allow_different:
     saved = recorded.get("threads")
     if saved is not None and asked is not None and asked != saved:
         if not allow_different:
-            raise RunDirError(
+            raise RunError(
                 f"--resume: {run_dir} was trained with {saved} thread(s) and --threads asks for {asked}. "
                 "CPU kernels split their sums by thread, so the resumed run would differ from an "
                 f"uninterrupted one. Resume with --threads {saved} (or without --threads, which uses the "

@@ -23,29 +23,20 @@ from typing import Any, Callable, Iterator
 import torch
 
 from textvae.config import Recipe, read_yaml, recipe_from_dict
-from textvae.errors import TextVAEError
-from textvae.training.checkpoint import (CheckpointError, checkpoint_dirs, first_sentence, load_checkpoint,
-                                         load_trainer_state, set_aside)
+from textvae.errors import RunError, TextVAEError
+from textvae.training.checkpoint import (checkpoint_dirs, first_sentence, load_checkpoint, load_trainer_state,
+                                         set_aside)
 from textvae.utils.io import DISK_FULL
 from textvae.utils.layout import BEST_DIR, CHECKPOINTS_DIR, MODEL_DIR
 from textvae.utils.layout import RUN_RECIPE_NAME as RECIPE_NAME
 
-__all__ = ["BEST_DIR", "CHECKPOINTS_DIR", "MODEL_DIR", "RECIPE_NAME", "RESUMABLE_CHANGES", "RunDirError",
-           "TrainingError", "check_free_space", "prepare_run_dir", "recorded_numerics", "resume_command",
-           "search_checkpoints", "writing"]
+__all__ = ["BEST_DIR", "CHECKPOINTS_DIR", "MODEL_DIR", "RECIPE_NAME", "RESUMABLE_CHANGES", "check_free_space",
+           "prepare_run_dir", "recorded_numerics", "resume_command", "search_checkpoints", "writing"]
 
 # Keys that may differ when resuming: extending a run is a normal thing to do.
 RESUMABLE_CHANGES = {("train", "max_steps"), ("train", "patience"), ("train", "eval_every"),
                      ("train", "save_every"), ("train", "log_every"), ("train", "keep_checkpoints"),
                      ("train", "tensorboard"), ("train", "compile"), ("train", "flush_denormal")}
-
-
-class TrainingError(RuntimeError, TextVAEError):
-    """Training cannot go on; the message says why and what was kept."""
-
-
-class RunDirError(ValueError, TextVAEError):
-    """The output directory cannot be used as asked; the message says which flag to pass."""
 
 
 def resume_command(run_dir: Path) -> str:
@@ -55,19 +46,19 @@ def resume_command(run_dir: Path) -> str:
 def prepare_run_dir(run_dir: Path, recipe: Recipe, resume: bool, overwrite: bool) -> None:
     """Refuse to mix two runs in one directory unless told to resume or overwrite."""
     if resume and overwrite:
-        raise RunDirError("--resume and --overwrite contradict each other; pass one of them.")
+        raise RunError("--resume and --overwrite contradict each other; pass one of them.")
     if run_dir.exists() and not run_dir.is_dir():
-        raise RunDirError(f"--output {run_dir} is a file, not a directory; choose another --output.")
+        raise RunError(f"--output {run_dir} is a file, not a directory; choose another --output.")
     recipe_path = run_dir / RECIPE_NAME
     if resume:
         if not recipe_path.is_file() or not checkpoint_dirs(run_dir):
-            raise RunDirError(f"--resume: {run_dir} holds no checkpoint to resume from "
+            raise RunError(f"--resume: {run_dir} holds no checkpoint to resume from "
                               f"(no {CHECKPOINTS_DIR}/step-*/). Drop --resume to start a new run there.")
         saved = recipe_from_dict(read_yaml(recipe_path)).to_dict()
         changed = _diff(saved, recipe.to_dict())
         blocking = [k for k in changed if tuple(k.split(".")[:2]) not in RESUMABLE_CHANGES]
         if blocking:
-            raise RunDirError(
+            raise RunError(
                 f"--resume: the recipe differs from the one {run_dir} was trained with in "
                 f"{', '.join(blocking)}; resuming would mix two experiments. Use the same recipe "
                 "(only train.max_steps, patience and logging intervals may change) or a new --output.")
@@ -75,16 +66,16 @@ def prepare_run_dir(run_dir: Path, recipe: Recipe, resume: bool, overwrite: bool
         return
     if run_dir.exists() and any(run_dir.iterdir()):
         if not overwrite:
-            raise RunDirError(
+            raise RunError(
                 f"{run_dir} already holds files (a previous run?). Pass --resume to continue it, "
                 "--overwrite to replace it, or choose another --output.")
         if not (recipe_path.is_file() or (run_dir / CHECKPOINTS_DIR).is_dir()):
-            raise RunDirError(f"--overwrite: {run_dir} is not empty and does not look like a textvae run "
+            raise RunError(f"--overwrite: {run_dir} is not empty and does not look like a textvae run "
                               "(no recipe.yaml); refusing to delete it. Choose another --output.")
         try:
             shutil.rmtree(run_dir)
         except OSError as err:
-            raise RunDirError(f"--overwrite: could not delete the previous run in {run_dir} "
+            raise RunError(f"--overwrite: could not delete the previous run in {run_dir} "
                               f"({err.strerror or err}: {err.filename}). Fix its permissions or choose "
                               "another --output.") from err
     _check_writable(run_dir)
@@ -98,7 +89,7 @@ def _check_writable(run_dir: Path) -> None:
         os.close(fd)
         os.unlink(probe)
     except OSError as err:
-        raise RunDirError(f"cannot write to the output directory {run_dir} ({err.strerror or err}"
+        raise RunError(f"cannot write to the output directory {run_dir} ({err.strerror or err}"
                           f"{': ' + str(err.filename) if err.filename and Path(err.filename) != run_dir else ''}). "
                           "Choose another --output, or make that directory writable.") from err
 
@@ -149,7 +140,7 @@ def check_free_space(run_dir: Path, model: torch.nn.Module, recipe: Recipe) -> N
     needed -= sum(_disk_usage(run_dir / name) for name in (CHECKPOINTS_DIR, MODEL_DIR, BEST_DIR))
     free = shutil.disk_usage(run_dir).free
     if free < needed:
-        raise RunDirError(
+        raise RunError(
             f"the disk holding {run_dir} has {_size(free)} free, but this run needs about "
             f"{_size(needed)} more: {cfg.keep_checkpoints} checkpoint(s) of {_size(checkpoint)} "
             f"(train.keep_checkpoints), one being written, and model/ and best/. Free some space, lower "
@@ -178,7 +169,7 @@ def search_checkpoints(run_dir: Path, device: torch.device,
             problems.append(f"{checkpoint.name}: {why}")
             say(f"warning: --resume: {checkpoint} is damaged and was moved to {moved}: {why} "
                 "Trying the checkpoint before it.")
-    raise CheckpointError(
+    raise RunError(
         f"--resume: no checkpoint in {run_dir / CHECKPOINTS_DIR} can be read, so there is nothing to "
         f"resume from ({'; '.join(problems)}). Each was moved to damaged-step-N. Start the run again "
         "with --overwrite, or with a new --output.")
@@ -200,12 +191,12 @@ def recorded_numerics(run_dir: Path) -> dict[str, Any]:
 
 @contextmanager
 def writing(run_dir: Path, target: Path, step: int) -> Iterator[None]:
-    """Turn a failed write of ``target`` (full disk, no permission) into a TrainingError that
+    """Turn a failed write of ``target`` (full disk, no permission) into a RunError that
     says what was kept and how to go on."""
     try:
         yield
     except OSError as err:
-        raise TrainingError(write_failed_message(run_dir, target, err, step)) from err
+        raise RunError(write_failed_message(run_dir, target, err, step)) from err
 
 
 def write_failed_message(run_dir: Path, target: Path, err: OSError, step: int) -> str:

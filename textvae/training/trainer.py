@@ -38,13 +38,13 @@ from textvae.training.builders import make_loaders, make_optimizer, prepare_data
 from textvae.training.checkpoint import (checkpoint_dirs, clean_leftovers, load_checkpoint, rng_state,
                                          save_checkpoint, set_rng_state, write_model_dir)
 from textvae.training.collapse import collapse_warning
-from textvae.training.distributed import (all_gather_object, all_reduce_sum, compare_replicas, destroy_process_group,
-                                          gather_sizes, global_mmd_samples, init_process_group, local_batch_size,
-                                          on_main, replicas_from_env)
+from textvae.training.distributed import (all_gather_object, all_reduce_sum, compare_replicas,
+                                          destroy_process_group, gather_sizes, global_mmd_samples,
+                                          init_process_group, local_batch_size, on_main, replicas_from_env)
 from textvae.training.numerics import numerics, precision_used, say_numerics, set_threads
-from textvae.training.runs import (BEST_DIR, CHECKPOINTS_DIR, MODEL_DIR, RECIPE_NAME, RunDirError, TrainingError,
-                                   check_free_space, nonfinite_message, prepare_run_dir, recorded_numerics,
-                                   resume_command, search_checkpoints, writing)
+from textvae.training.runs import (BEST_DIR, CHECKPOINTS_DIR, MODEL_DIR, RECIPE_NAME, check_free_space,
+                                   nonfinite_message, prepare_run_dir, recorded_numerics, resume_command,
+                                   search_checkpoints, writing)
 from textvae.training.schedules import lr_multiplier
 from textvae.training.signals import StopSignals
 from textvae.training.state import TrainerState, TrainResult
@@ -53,9 +53,10 @@ from textvae.utils.io import atomic_write_json, atomic_write_text
 from textvae.utils.metrics import MetricsLogger
 from textvae.utils.precision import flush_denormals, resolve_device, resolve_precision
 from textvae.utils.seeding import seed_everything
+from textvae.errors import RunError
 
-__all__ = ["BEST_DIR", "CHECKPOINTS_DIR", "MODEL_DIR", "RECIPE_NAME", "RunDirError", "TrainResult", "Trainer",
-           "TrainingError", "seed_everything", "train"]
+__all__ = ["BEST_DIR", "CHECKPOINTS_DIR", "MODEL_DIR", "RECIPE_NAME", "TrainResult", "Trainer", "seed_everything",
+           "train"]
 
 
 class Trainer:
@@ -81,7 +82,7 @@ class Trainer:
                  allow_different_threads: bool = False):
         self.recipe, self.run_dir = recipe, Path(run_dir)
         if threads is not None and threads < 1:
-            raise RunDirError(f"--threads must be >= 1, got {threads}.")
+            raise RunError(f"--threads must be >= 1, got {threads}.")
         self.threads_asked, self.allow_different_threads = threads, allow_different_threads
         # Checked before joining the process group: every rank stops with this message at once.
         self.replicas = replicas_from_env()
@@ -171,7 +172,7 @@ class Trainer:
     def _restore(self, state: dict[str, Any], restored: TextVAE) -> None:
         saved_world = state.get("world_size", 1)
         if saved_world != self.replicas.world_size:
-            raise RunDirError(
+            raise RunError(
                 f"--resume: {self.run_dir} was trained by {saved_world} process(es), and this run has "
                 f"{self.replicas.world_size}. Resume with the same number (textvae train --nproc {saved_world} … "
                 "--resume): which sentences each process reads and each process's random stream depend on it. "
@@ -194,7 +195,7 @@ class Trainer:
         signals); a second signal stops at once (KeyboardInterrupt) and keeps the last checkpoint.
 
         Raises:
-            TrainingError: ``train.max_nonfinite`` steps in a row had a non-finite loss or
+            RunError: ``train.max_nonfinite`` steps in a row had a non-finite loss or
                 gradient, or a write failed (full disk); the newest checkpoint is left intact.
         """
         if not self._set_up:
@@ -229,7 +230,7 @@ class Trainer:
                         self._say(f"warning: step {s.step + 1}: non-finite loss or gradient "
                                   f"(loss {loss_sum.item():.4g}, grad norm {grad_norm.item():.4g}); step skipped.")
                         if nonfinite_run >= cfg.max_nonfinite:
-                            raise TrainingError(nonfinite_message(self.run_dir, s.step + 1, nonfinite_run, cfg.lr))
+                            raise RunError(nonfinite_message(self.run_dir, s.step + 1, nonfinite_run, cfg.lr))
                     with warnings.catch_warnings():
                         # The schedule counts steps, taken or skipped; torch warns when the first was skipped.
                         warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step")

@@ -3,7 +3,7 @@ CPU's denormal mode. Used by training, evaluation and the commands alike."""
 
 from __future__ import annotations
 
-from textvae.errors import TextVAEError
+from textvae.errors import ConfigError
 
 import os
 from contextlib import nullcontext
@@ -15,17 +15,13 @@ import torch
 from textvae.utils.cpu import cpu_has_bf16_hardware, lstm_bf16_supported
 
 
-class PrecisionError(ValueError, TextVAEError):
-    """A precision that this device cannot run; the message says which one can."""
-
-
 def resolve_device(name: str) -> torch.device:
     """``auto`` → CUDA when available, else CPU; anything else is passed to torch.device."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise PrecisionError(f"train.device={name} but CUDA is not available here; use train.device=cpu or auto.")
+        raise ConfigError(f"train.device={name} but CUDA is not available here; use train.device=cpu or auto.")
     return device
 
 
@@ -96,15 +92,15 @@ def resolve_precision(name: str, device: torch.device, option: str = "train.prec
         return Precision(name, device, None, False)
     if name == "bf16":
         if device.type == "cpu" and not cpu_has_bf16_hardware() and not os.environ.get(ALLOW_EMULATED_BF16):
-            raise PrecisionError(_emulated_bf16_message(option))
+            raise ConfigError(_emulated_bf16_message(option))
         return Precision(name, device, torch.bfloat16, False)
     if name == "fp16":
         if device.type != "cuda":
-            raise PrecisionError(
+            raise ConfigError(
                 "train.precision=fp16 needs a CUDA device (fp16 autocast with loss scaling); on CPU use "
                 "train.precision=bf16 (bf16 autocast) or fp32.")
         return Precision(name, device, torch.float16, True)
-    raise PrecisionError(f"unknown precision {name!r}; choose fp32, bf16, fp16 or auto.")
+    raise ConfigError(f"unknown precision {name!r}; choose fp32, bf16, fp16 or auto.")
 
 
 def _emulated_bf16_message(option: str) -> str:
