@@ -24,8 +24,7 @@ from textvae.utils.io import atomic_write_json, atomic_write_text
 from textvae.utils.layout import looks_intact
 from textvae.errors import ModelError
 
-from conftest import REPO
-from test_training import TINY
+from tests.helpers import REPO, TINY
 
 UMASK = 0o027  # not the usual 022, so that a mode taken from anywhere but the umask shows
 

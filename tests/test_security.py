@@ -16,7 +16,7 @@ from textvae import TextVAE
 from textvae.training.checkpoint import load_trainer_state
 from textvae.errors import ModelError, RunError
 
-from conftest import REPO
+from tests.helpers import REPO
 
 PACKAGE = REPO / "textvae"
 UNSAFE_MODULES = {"pickle", "cPickle", "_pickle", "dill", "cloudpickle", "joblib", "marshal", "shelve"}

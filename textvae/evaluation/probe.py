@@ -5,7 +5,7 @@ class when it has fewer), fits a logistic regression on their μ, and scores it 
 test set. Two baselines see the same draws: the majority class of the draw, and a bag of words
 (CountVectorizer + logistic regression). The budget ``all`` uses every training sentence once.
 
-This module takes texts and labels already read; ``textvae probe`` (:mod:`textvae.commands.probe`)
+This module takes texts and labels already read; ``textvae probe`` (:mod:`textvae.cli.probe`)
 reads them from a shipped corpus or files.
 """
 

@@ -55,7 +55,7 @@ def flush_denormals(device: torch.device) -> None:
 
     The mode is a CPU thread's (MXCSR): it reaches torch's worker threads only if they are
     started after this call, as they are when ``textvae train`` calls it first thing (checked in
-    tests/test_precision.py); in a process that has already run parallel torch work, only the
+    tests/training/test_precision.py); in a process that has already run parallel torch work, only the
     calling thread flushes."""
     if device.type == "cpu":
         torch.set_flush_denormal(True)

@@ -1,0 +1,113 @@
+import json
+import math
+
+import pytest
+import torch
+
+from textvae.cli import main
+from textvae import TextVAE
+from textvae.training import Trainer, train
+from textvae.training.checkpoint import checkpoint_dirs
+from textvae.errors import RunError
+
+from tests.helpers import REPO, TINY
+
+
+def test_quickstart_runs_through_the_cli(tmp_path, capsys):
+    out = tmp_path / "qs"
+    code = main(["train", str(REPO / "recipes/quickstart.yaml"), *TINY, "train.max_steps=6", "train.eval_every=3",
+                 "--output", str(out), "--no-progress"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "model:" in printed and str(out / "model") in printed
+    model = TextVAE.from_pretrained(out / "model")
+    assert model.latent_dim == 4 and model.tokenizer is not None
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    valid = [r for r in rows if r["split"] == "valid"]
+    assert [r["step"] for r in valid] == [3, 6]
+    for key in ("rec", "kl", "mmd", "mi", "au", "neg_elbo"):
+        assert key in valid[-1] and math.isfinite(valid[-1][key])
+    train_rows = [r for r in rows if r["split"] == "train"]
+    assert [r["step"] for r in train_rows] == [2, 4, 6] and all(r["rec"] > 0 for r in train_rows)
+    for name in ("recipe.yaml", "data_stats.json", "summary.json", "report.md", "curves.png"):
+        assert (out / name).is_file(), name
+    assert (out / "model" / "training_recipe.yaml").is_file()
+
+
+def test_training_reduces_the_loss(tmp_path, tiny_recipe):
+    r = tiny_recipe(extra=["train.max_steps=40", "train.eval_every=40", "train.log_every=10", "train.lr=0.01"])
+    train(r, tmp_path / "run", progress=False)
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    ppl = [row["ppl_rec"] for row in rows if row["split"] == "train"]  # per token: batches differ in length
+    assert len(ppl) == 4 and ppl[-1] < 0.7 * ppl[0]
+
+
+@pytest.mark.parametrize("recipe,extra", [
+    ("ptb/mmd_vae.yaml", []),
+    ("ptb/vae_anneal_wd.yaml", ["train.grad_accum=2"]),
+    ("ptb/lm.yaml", []),
+])
+def test_resume_is_exact(tmp_path, tiny_recipe, weights, recipe, extra):
+    """N steps straight == N/2 steps, a fresh process-like restart with --resume, N/2 more."""
+    r = tiny_recipe(recipe, extra + ["train.max_steps=8", "train.eval_every=4"])
+    train(r, tmp_path / "straight", progress=False)
+    half = tiny_recipe(recipe, extra + ["train.max_steps=4", "train.eval_every=4"])
+    train(half, tmp_path / "resumed", progress=False)
+    train(r, tmp_path / "resumed", resume=True, progress=False)
+    a, b = weights(tmp_path / "straight"), weights(tmp_path / "resumed")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    def rows(run):  # everything logged but the wall clock
+        lines = (run / "metrics.jsonl").read_text().splitlines()
+        return [{k: v for k, v in json.loads(x).items() if k != "elapsed"} for x in lines]
+
+    assert rows(tmp_path / "straight") == rows(tmp_path / "resumed")
+
+
+def test_checkpoints_are_pruned_and_best_kept(tmp_path, tiny_recipe):
+    r = tiny_recipe(extra=["train.max_steps=6", "train.eval_every=2", "train.keep_checkpoints=2"])
+    result = train(r, tmp_path / "run", progress=False)
+    assert [p.name for p in checkpoint_dirs(tmp_path / "run")] == ["step-00000004", "step-00000006"]
+    assert result.best_dir == tmp_path / "run" / "best" and (result.best_dir / "model.safetensors").is_file()
+    assert not any(p.name.startswith(".") for p in (tmp_path / "run").iterdir())  # no temp leftovers
+
+
+def test_output_dir_refuses_to_mix_runs(tmp_path, tiny_recipe):
+    r = tiny_recipe(extra=["train.max_steps=2", "train.eval_every=2"])
+    train(r, tmp_path / "run", progress=False)
+    with pytest.raises(RunError, match="--resume to continue it, --overwrite to replace it"):
+        Trainer(r, tmp_path / "run")
+    other = tiny_recipe(extra=["train.max_steps=2", "train.eval_every=2", "model.latent_dim=5"])
+    with pytest.raises(RunError, match="model.latent_dim"):
+        Trainer(other, tmp_path / "run", resume=True)
+    with pytest.raises(RunError, match="holds no checkpoint"):
+        Trainer(r, tmp_path / "fresh", resume=True)
+    stranger = tmp_path / "stranger"
+    stranger.mkdir()
+    (stranger / "notes.txt").write_text("precious")
+    with pytest.raises(RunError, match="refusing to delete"):
+        Trainer(r, stranger, overwrite=True)
+    assert (stranger / "notes.txt").read_text() == "precious"
+    train(r, tmp_path / "run", overwrite=True, progress=False)
+
+
+def test_cli_prints_config_errors_without_traceback(tmp_path, capsys):
+    code = main(["train", str(REPO / "recipes/quickstart.yaml"), "model.latnt_dim=3", "--output", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and "Did you mean 'model.latent_dim'" in err and "Traceback" not in err
+
+
+def test_bf16_autocast_on_cpu_trains(tmp_path, tiny_recipe, weights, emulated_bf16_allowed):
+    r = tiny_recipe(extra=["train.max_steps=3", "train.eval_every=3", "train.precision=bf16"])
+    result = train(r, tmp_path / "run", progress=False)
+    assert math.isfinite(result.metrics["rec"]) and result.metrics["rec"] > 0
+    assert weights(tmp_path / "run")["decoder.output.weight"].dtype == torch.float32  # master weights stay fp32
+
+
+def test_fp16_on_cpu_is_refused(tmp_path, tiny_recipe):
+    from textvae.errors import ConfigError
+
+    r = tiny_recipe(extra=["train.max_steps=1", "train.precision=fp16", "train.device=cpu"])
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
+        train(r, tmp_path / "run", progress=False)
