@@ -30,8 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from textvae.cli.common import load_model, read_texts
-    from textvae.inference.features import FEATURE_FORMATS, report_warnings, write_features
     from textvae.errors import ConfigError
+    from textvae.inference.features import FEATURE_FORMATS, report_warnings, write_features
 
     output = Path(args.output)
     if output.suffix not in FEATURE_FORMATS:  # fail before the (long) encoding, not after

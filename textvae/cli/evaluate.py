@@ -36,13 +36,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from textvae.cli.args import data_options
     from textvae.cli.common import DATA_FLAG_NAMES, data_config, print_notes, resolve_model_dir
-    from textvae.errors import ConfigError
     from textvae.data import load_corpus, make_loader, tokenize_corpus
     from textvae.data.report import corpus_notes
+    from textvae.errors import ConfigError
     from textvae.evaluation.evaluate import evaluate_model, format_table
     from textvae.inference.api import TextVAE
-    from textvae.utils.precision import resolve_device, resolve_precision
     from textvae.utils.io import atomic_write_json
+    from textvae.utils.precision import resolve_device, resolve_precision
 
     if args.iw_samples < 1:
         raise ConfigError(f"--iw-samples must be >= 1 (500 is the published protocol), got {args.iw_samples}.")

@@ -26,10 +26,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from textvae.cli.common import load_model, read_texts
+    from textvae.errors import ConfigError
     from textvae.evaluation.plots import plot_pca
     from textvae.evaluation.probe import subsample
     from textvae.inference.features import report_warnings
-    from textvae.errors import ConfigError
 
     if Path(args.output).suffix.lower() != ".png":
         raise ConfigError(f"--output {args.output}: plot-latent writes a PNG; use a .png file name.")

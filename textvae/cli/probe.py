@@ -41,11 +41,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from textvae.cli.common import load_model
     from textvae.cli.args import data_options
-    from textvae.cli.common import print_notes
-    from textvae.evaluation.probe import parse_budgets, run_probe
+    from textvae.cli.common import load_model, print_notes
     from textvae.errors import ConfigError
+    from textvae.evaluation.probe import parse_budgets, run_probe
     from textvae.inference.features import report_warnings
 
     budgets = parse_budgets(args.labels_per_class)
@@ -87,7 +86,7 @@ def load_probe_sets(dataset: Optional[str] = None, train: Optional[str] = None, 
             unlabelled data, a missing label column.
     """
     from textvae.config import DataConfig
-    from textvae.data import SHIPPED_CORPORA, OptionNames, corpus_notes, label_names, load_corpus
+    from textvae.data import OptionNames, SHIPPED_CORPORA, corpus_notes, label_names, load_corpus
     from textvae.data.files import expand_files
     from textvae.errors import ConfigError
     from textvae.inference.features import load_texts
