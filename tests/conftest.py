@@ -11,13 +11,8 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 from pathlib import Path
 
-import torch
-
-# Tiny test models run faster on one thread, and two test processes on 2 cores do not fight.
-torch.set_num_threads(1)
-
-
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from textvae import TextVAE
@@ -26,6 +21,9 @@ from textvae.data import Collator, TextTokenizer
 from textvae.modeling import VocabSpec
 
 from tests.helpers import REPO, TINY
+
+# Tiny test models run faster on one thread, and two test processes on 2 cores do not fight.
+torch.set_num_threads(1)
 
 
 @pytest.fixture
