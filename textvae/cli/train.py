@@ -66,8 +66,8 @@ def run(args: argparse.Namespace) -> int:
               "--resume")
         return status
     print(f"\ntrained {result.step} steps in {result.seconds:.1f} s")
-    print("validation: " + "  ".join(f"{k} {m[k]:.3f}" for k in ("loss", "rec", "kl", "mmd", "mi", "au", "neg_elbo")
-                                      if k in m))
+    print("validation: " + "  ".join(f"{k} {m[k]}" if k == "au" else f"{k} {m[k]:.3f}"
+                                      for k in ("loss", "rec", "kl", "mmd", "mi", "au", "neg_elbo") if k in m))
     warning = collapse_warning(m, recipe)
     if warning:
         print(warning)
