@@ -222,6 +222,14 @@ class ModelConfig:
     with no per-sentence KL (α = 1) the MMD alone never pushes an uninformative z to carry
     information, so a run that starts with σ = 1 stays collapsed (measured: see
     benchmarks/results/collapse_study.md)."""
+    posterior_batchnorm: Optional[float] = None
+    """BN-VAE (Zhu et al. 2020): γ, the fixed scale of a batch normalisation of μ of q(z|x),
+    γ·BN(μ) + β with β learned per dimension (``null``: off). Over a training batch each μ_d then
+    has mean β_d and variance γ², so the batch-mean KL of every dimension stays at least γ²/2
+    nats whatever the decoder does (up to BN's ε = 1e-5 beside the batch variance of the raw μ):
+    posterior collapse is prevented without annealing or free bits. Validation, evaluation and
+    inference (``eval()``) use BN's running statistics. The paper uses 0.3–0.7 on Yahoo/Yelp;
+    a larger γ forces more KL (and more information in z)."""
     max_positions: int = 256
     """Longest sequence a Transformer part accepts (positions embedded), BOS and EOS included."""
     freeze: list[str] = field(default_factory=list)
@@ -242,6 +250,17 @@ class ModelConfig:
         if self.mode == "lm" and "encoder" in self.freeze:
             raise ConfigError("model.freeze names the encoder, but a language model (model.mode=lm) has none; "
                               "remove 'encoder' from model.freeze.")
+        if self.posterior_batchnorm is not None:
+            gamma = self.posterior_batchnorm
+            number = isinstance(gamma, (int, float)) and not isinstance(gamma, bool)
+            if not (number and math.isfinite(gamma) and gamma > 0):
+                got = gamma if number else f"{type(gamma).__name__} {gamma!r}"
+                raise ConfigError(
+                    "model.posterior_batchnorm must be a number > 0 (the fixed BN scale γ; BN-VAE uses 0.3-0.7 "
+                    f"on Yahoo/Yelp), got {got}; or null to turn it off.")
+            if self.mode == "lm":
+                raise ConfigError("model.posterior_batchnorm normalises q(z|x), but a language model (model.mode=lm) "
+                                  "has none; set model.posterior_batchnorm to null.")
 
 
 @dataclass
@@ -270,6 +289,30 @@ class KLScheduleConfig:
 
 
 @dataclass
+class AggressiveConfig:
+    """Aggressive inference-network training (He et al. 2019, "Lagging inference networks").
+
+    While it is on, every training step first updates the encoder and Gaussian head alone, on
+    fresh batches, until their loss stops improving (at most ``max_inner_steps`` updates), then
+    updates the decoder alone once; it ends for good at the first validation whose MI (the
+    ``mi`` metric) did not rise over the previous validation's, and joint updates follow. The
+    inner updates read the training stream like ordinary steps, so an epoch passes in fewer
+    steps. See :mod:`textvae.training.aggressive`."""
+
+    enabled: bool = False
+    max_inner_steps: int = 100
+    """Most encoder updates before each decoder update (the paper's bound)."""
+    window: int = 10
+    """Inner updates per convergence check: after every ``window`` of them, the loss per token over
+    those batches is compared with the previous window's, and the inner loop stops unless it
+    decreased (a simplification of the paper's test on its most recent mini-batches). With ``window``
+    above ``max_inner_steps / 2`` the loop always runs ``max_inner_steps`` updates."""
+
+    def __post_init__(self) -> None:
+        _check_positive("objective.aggressive", max_inner_steps=self.max_inner_steps, window=self.window)
+
+
+@dataclass
 class ObjectiveConfig:
     """The InfoVAE loss: rec + (1−α)·β_t·KL + (α+λ−1)·MMD (Zhao et al. 2019)."""
 
@@ -290,9 +333,14 @@ class ObjectiveConfig:
     free_bits_mode: Literal["dim", "batch"] = "dim"
     word_dropout: float = 0.0
     """Rate at which decoder input tokens are replaced by ``<unk>`` during training."""
+    aggressive: AggressiveConfig = field(default_factory=AggressiveConfig)
+    """Aggressive inference-network training (He et al. 2019): see :class:`AggressiveConfig`."""
 
     def __post_init__(self) -> None:
         _check_unit("objective.word_dropout", self.word_dropout)
+        if self.aggressive.enabled and self.preset == "lm":
+            raise ConfigError("objective.aggressive.enabled=true trains an inference network, but a language model "
+                              "(objective.preset=lm) has none; set objective.aggressive.enabled=false.")
         if self.free_bits < 0:
             raise ConfigError(f"objective.free_bits must be >= 0, got {self.free_bits}.")
         if self.bandwidth is not None and self.bandwidth <= 0:
@@ -392,8 +440,34 @@ class TrainConfig:
     meant for GPUs and long runs). Validation, evaluation and saved models are unaffected. On CPU it
     does not pay: after 30 warm-up steps the PTB-size LSTM trained at 7,026 tokens/s compiled against
     7,500–7,800 eager on 2 cores (the step is matmul-bound; every new batch shape recompiles)."""
+    init_from: Optional[str] = None
+    """Start from another model's weights: a run directory (its model/), a model directory or a
+    ``checkpoints/step-N`` folder, as the CLI takes them. Every parameter and buffer is copied
+    bit-exactly, except those of the parts in ``init_reset``. The run uses that model's tokenizer
+    (its ids must match the loaded embeddings), so the ``tokenizer`` section is not used. Read when
+    training starts, not when the recipe is loaded; on ``--resume`` the checkpoint's weights win."""
+    init_reset: list[str] = field(default_factory=list)
+    """With ``init_from``: parts that keep this run's fresh initialisation (``train.seed``) instead
+    of the loaded weights — ``encoder``, ``head`` (the Gaussian posterior head) and/or ``decoder``.
+    ``[decoder]`` is autoencoder pretraining's second stage (Li et al. 2019)."""
+
+    RESETTABLE_PARTS = ("encoder", "head", "decoder")  # not a field (no annotation): the model's parts
 
     def __post_init__(self) -> None:
+        if self.init_from is not None and not self.init_from.strip():
+            raise ConfigError("train.init_from is empty; give a run directory, a model directory or a "
+                              "checkpoints/step-N folder, or null to start from a fresh model.")
+        for part in self.init_reset:
+            if part not in self.RESETTABLE_PARTS:
+                hint = difflib.get_close_matches(str(part), self.RESETTABLE_PARTS, n=1)
+                raise ConfigError(
+                    f"train.init_reset may list the model's parts {list(self.RESETTABLE_PARTS)}, got {part!r}."
+                    + (f" Did you mean {hint[0]!r}?" if hint else ""))
+        if self.init_reset and self.init_from is None:
+            raise ConfigError(
+                f"train.init_reset lists {self.init_reset} but train.init_from is not set, so there is nothing "
+                "to load the other parts from. Set train.init_from to a run or model directory, or remove "
+                "train.init_reset.")
         _check_positive("train", max_steps=self.max_steps, batch_size=self.batch_size,
                         grad_accum=self.grad_accum, eval_every=self.eval_every,
                         log_every=self.log_every, keep_checkpoints=self.keep_checkpoints,

@@ -49,7 +49,7 @@ class TextVAEModel(nn.Module):
         if config.mode == "vae":
             self.encoder = encoder_class(config.encoder.kind)(config.encoder, config, vocab)
             self.head = GaussianHead(self.encoder.output_dim, config.latent_dim, config.min_logvar,
-                                     config.init_logvar)
+                                     config.init_logvar, batchnorm_scale=config.posterior_batchnorm)
         else:
             self.encoder = self.head = None
         self.decoder = decoder_class(config.decoder.kind)(config.decoder, config, vocab)

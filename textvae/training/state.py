@@ -27,6 +27,13 @@ class TrainerState:
     overflow_total: int = 0
     """fp16 steps the GradScaler skipped (counted apart from non-finite steps)."""
     world_size: int = 1
+    aggressive_active: bool = False
+    """Aggressive inference training (``objective.aggressive``) is still on: set when a run with it
+    enabled starts, cleared for good at a validation whose MI did not rise."""
+    previous_valid_mi: Optional[float] = None
+    """While aggressive training is on: the last validation's MI, which the next must exceed."""
+    aggressive_end_step: Optional[int] = None
+    """The step at whose validation aggressive training ended."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -34,7 +41,7 @@ class TrainerState:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainerState":
         """The counters of a checkpoint's state dict; keys added since it was written take their
-        defaults (``overflow_total``, ``world_size``)."""
+        defaults (``overflow_total``, ``world_size``, the ``aggressive`` ones)."""
         return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls) if f.name in values})
 
 

@@ -2,7 +2,9 @@
 
 Reads top to bottom like a torchtune recipe. What a run directory may hold and what to say
 when it cannot be used lives in :mod:`textvae.training.runs`; signals in
-:mod:`textvae.training.signals`; the resumable counters in :mod:`textvae.training.state`.
+:mod:`textvae.training.signals`; the resumable counters in :mod:`textvae.training.state`; the
+rules of aggressive inference-network training (``objective.aggressive``: encoder-only updates
+before each decoder update) in :mod:`textvae.training.aggressive`.
 
 Under torchrun (``textvae train --nproc N``) the same loop runs on every rank with
 DistributedDataParallel: ``train.batch_size`` is the global batch, rank 0 logs and writes while
@@ -34,6 +36,7 @@ from textvae.evaluation.validation import validate
 from textvae.inference.api import TextVAE
 from textvae.modeling import VocabSpec
 from textvae.objectives import LossTerms, infovae_loss, kl_beta
+from textvae.training.aggressive import end_message, mi_rose, run_inner_loop, split_parameters
 from textvae.training.builders import make_loaders, make_optimizer, prepare_data
 from textvae.training.checkpoint import (checkpoint_dirs, clean_leftovers, load_checkpoint, rng_state,
                                          save_checkpoint, set_rng_state, write_model_dir)
@@ -41,6 +44,7 @@ from textvae.training.collapse import collapse_warning
 from textvae.training.distributed import (all_gather_object, all_reduce_sum, compare_replicas,
                                           destroy_process_group, gather_sizes, global_mmd_samples,
                                           init_process_group, local_batch_size, on_main, replicas_from_env)
+from textvae.training.init_from import load_init
 from textvae.training.numerics import numerics, precision_used, say_numerics, set_threads
 from textvae.training.runs import (BEST_DIR, CHECKPOINTS_DIR, MODEL_DIR, RECIPE_NAME, check_free_space,
                                    nonfinite_message, prepare_run_dir, recorded_numerics, resume_command,
@@ -53,7 +57,7 @@ from textvae.utils.io import atomic_write_json, atomic_write_text
 from textvae.utils.metrics import MetricsLogger
 from textvae.utils.precision import flush_denormals, resolve_device, resolve_precision
 from textvae.utils.seeding import seed_everything
-from textvae.errors import RunError
+from textvae.errors import ConfigError, RunError
 
 __all__ = ["BEST_DIR", "CHECKPOINTS_DIR", "MODEL_DIR", "RECIPE_NAME", "TrainResult", "Trainer", "seed_everything",
            "train"]
@@ -74,7 +78,8 @@ class Trainer:
         threads: torch threads (default: torch's; on resume, the count the run recorded).
         allow_different_threads: resume with ``threads`` other than the recorded count.
     Raises:
-        ConfigError: the number of processes does not divide ``train.batch_size``.
+        ConfigError: the number of processes does not divide ``train.batch_size``, or several
+            processes were asked for aggressive inference training.
     """
 
     def __init__(self, recipe: Recipe, run_dir: str | Path, resume: bool = False,
@@ -86,6 +91,11 @@ class Trainer:
         self.threads_asked, self.allow_different_threads = threads, allow_different_threads
         # Checked before joining the process group: every rank stops with this message at once.
         self.replicas = replicas_from_env()
+        if recipe.objective.aggressive.enabled and self.replicas.enabled:
+            raise ConfigError(
+                "objective.aggressive.enabled=true is not supported with --nproc > 1 (each process would "
+                "stop its encoder-only updates after its own number of them, and DDP needs every process to "
+                "run the same backward passes); train it in one process.")
         self.local_batch = local_batch_size(recipe.train.batch_size, self.replicas.world_size)
         self.device = init_process_group(self.replicas, resolve_device(recipe.train.device))
         # Before the run directory is touched: a precision this CPU cannot run well stops here.
@@ -93,7 +103,8 @@ class Trainer:
         self.resume, self.progress = resume, progress and self.replicas.is_main
         on_main(self.replicas, lambda: prepare_run_dir(self.run_dir, recipe, resume, overwrite))
         self.recipe_text = dump_recipe(recipe)
-        self.state = TrainerState(world_size=self.replicas.world_size)
+        self.state = TrainerState(world_size=self.replicas.world_size,
+                                  aggressive_active=recipe.objective.aggressive.enabled)
         self.signals = StopSignals()
         self._warned_collapse = False
         self._set_up = False
@@ -123,6 +134,8 @@ class Trainer:
                           self.tokenizer.eos_id, self.tokenizer.unk_id)
 
         self.model = TextVAE(r.model, vocab, self.tokenizer).to(self.device)
+        if cfg.init_from and restored is None:  # on resume the checkpoint's weights win
+            load_init(self.model, cfg, self._say)
         self.optimizer = make_optimizer(self.model, cfg)
         on_main(self.replicas, lambda: check_free_space(self.run_dir, self.model, r))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_multiplier(cfg))
@@ -210,13 +223,25 @@ class Trainer:
         bar = tqdm(total=cfg.max_steps, initial=s.step, disable=not self.progress, desc="train", dynamic_ncols=True)
         batches, window = self._batches(), LogWindow()
         nonfinite_run, metrics = 0, {}
+        aggressive = r.objective.aggressive
+        # Encoder updates before each step's decoder update, since the last log row (aggressive only).
+        inner_counts: list[int] = []
+        encoder_params, decoder_params = split_parameters(self.model) if aggressive.enabled else (None, None)
         interrupted: Optional[str] = None  # the stop signal's name
         self.model.train()
         try:
             with self.signals:
                 while s.step < cfg.max_steps:
                     beta = kl_beta(r.objective.kl_schedule, s.step, cfg.max_steps)
-                    step_terms, grad_norm, finite, overflow, loss_sum = self.train_step(batches, beta)
+                    params = None  # all
+                    if aggressive.enabled and s.aggressive_active:
+                        # He et al. 2019: the encoder catches up with the decoder, then the decoder steps alone.
+                        inner_counts.append(run_inner_loop(
+                            lambda: self._encoder_step(batches, beta, encoder_params), aggressive))
+                        params = decoder_params
+                    elif aggressive.enabled:
+                        inner_counts.append(0)
+                    step_terms, grad_norm, finite, overflow, loss_sum = self.train_step(batches, beta, params)
                     if finite:
                         nonfinite_run = 0
                         window.add(step_terms)
@@ -240,6 +265,9 @@ class Trainer:
 
                     if s.step % cfg.log_every == 0 or s.step == cfg.max_steps:
                         row = self._log_row(window, start_time, beta, grad_norm)
+                        if aggressive.enabled:
+                            row["inner_steps"] = sum(inner_counts) / max(len(inner_counts), 1)
+                            inner_counts.clear()
                         if logger is not None:
                             with self._writing(logger.path):
                                 logger.log(s.step, "train", row)
@@ -252,6 +280,8 @@ class Trainer:
                             with self._writing(logger.path):
                                 logger.log(s.step, "valid", metrics)
                         stop_early = self._track_best(metrics)
+                        if aggressive.enabled and s.aggressive_active:
+                            self._track_aggressive(metrics)
                     stop_signal = self.signals.agreed(self.replicas, self.device)
                     if s.step % save_every == 0 or stop_early or stop_signal:
                         self.save_checkpoint()
@@ -289,9 +319,15 @@ class Trainer:
 
     # ================================================================== one step
 
-    def train_step(self, batches: Iterator[Any], beta: float) -> tuple[list[LossTerms], Tensor, bool, bool, Tensor]:
+    def train_step(self, batches: Iterator[Any], beta: float, params: Optional[list[torch.nn.Parameter]] = None
+                   ) -> tuple[list[LossTerms], Tensor, bool, bool, Tensor]:
         """Forward and backward over ``train.grad_accum`` micro-batches, then one optimizer step
         unless the loss or gradient is non-finite.
+
+        ``params`` (aggressive training's encoder- or decoder-only updates) limits the step to
+        those parameters: the backward pass gives no other one a ``.grad``, and the optimizer
+        skips a parameter without one, so the others and their optimizer state (AdamW moments and
+        weight decay included) stay as they were. None: every parameter.
 
         With fp16 (GradScaler), a step whose gradient overflows while the loss is finite is the
         scaler's normal business: it is skipped and the loss scale halves (``overflow``); only at
@@ -320,7 +356,7 @@ class Trainer:
                 # global one and × world undoes DDP's average over ranks, so the ranks' gradients
                 # add up to the single-process gradient of the global batch (for the MMD term,
                 # which each rank counts globally, see infovae_loss).
-                self.scaler.scale(terms.loss * world / total_sentences).backward()
+                self.scaler.scale(terms.loss * world / total_sentences).backward(inputs=params)
             step_terms.append(terms)
         self.scaler.unscale_(self.optimizer)
         grad_norm = torch.nn.utils.clip_grad_norm_(
@@ -335,6 +371,15 @@ class Trainer:
         self.scaler.update()  # fp16: after an inf/NaN gradient (seen by unscale_) the scale halves
         self.optimizer.zero_grad(set_to_none=True)
         return step_terms, grad_norm, finite, overflow, loss_sum
+
+    def _encoder_step(self, batches: Iterator[Any], beta: float,
+                      encoder_params: list[torch.nn.Parameter]) -> tuple[Tensor, Tensor]:
+        """One update of the encoder and Gaussian head alone (aggressive training's inner loop), on
+        the next batches: its loss summed over sentences and its token count. A non-finite step is
+        skipped, as in :meth:`train_step`, without counting against ``train.max_nonfinite``; its
+        loss makes its window's non-finite, which ends the inner loop at the window's end."""
+        step_terms, _, _, _, loss_sum = self.train_step(batches, beta, encoder_params)
+        return loss_sum, sum(t.n_tokens for t in step_terms)
 
     def _grad_sync(self, last: bool) -> ContextManager:
         """DDP all-reduces gradients in the backward of a step's last micro-batch only."""
@@ -380,6 +425,14 @@ class Trainer:
         patience = self.recipe.train.patience
         return patience is not None and s.bad_evals >= patience
 
+    def _track_aggressive(self, metrics: dict[str, float]) -> None:
+        """End aggressive training for good at a validation whose MI did not rise (He et al. 2019)."""
+        s = self.state
+        if not mi_rose(s.previous_valid_mi, metrics["mi"]):
+            s.aggressive_active, s.aggressive_end_step = False, s.step
+            self._say(end_message(s.step, s.previous_valid_mi, metrics["mi"]))
+        s.previous_valid_mi = metrics["mi"]
+
     # ================================================================== save
 
     def save_checkpoint(self) -> None:
@@ -414,6 +467,8 @@ class Trainer:
             summary["stop_signal"] = interrupted
         if self.precision.use_scaler:
             summary["overflow_steps"] = s.overflow_total
+        if self.recipe.objective.aggressive.enabled:
+            summary["aggressive_end_step"] = s.aggressive_end_step
         if self.replicas.enabled:
             summary["replicas"] = compare_replicas(self.model, self.replicas)
             if not summary["replicas"]["identical"]:
