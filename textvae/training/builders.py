@@ -10,7 +10,6 @@ from torch.utils.data import DataLoader
 from textvae.config import Recipe, TrainConfig
 from textvae.data import TextTokenizer, corpus_report, load_corpus, make_loader, tokenize_corpus
 from textvae.training.distributed import Replicas, on_main
-from textvae.training.init_from import source_tokenizer
 
 
 def prepare_data(recipe: Recipe, replicas: Replicas, tokenizer: Optional[TextTokenizer],
@@ -18,15 +17,10 @@ def prepare_data(recipe: Recipe, replicas: Replicas, tokenizer: Optional[TextTok
     """The tokenized corpus, the tokenizer and the data statistics of a run.
 
     Args:
-        tokenizer: on resume, the exact tokenizer the run started with; None takes the
-            ``train.init_from`` model's (its embeddings are indexed by its ids) or else trains one,
-            on rank 0, handed to the others (all ranks must number tokens alike).
-    Raises:
-        ModelError: the ``train.init_from`` model is missing, damaged or has no tokenizer; checked
-            before the corpus is read.
+        tokenizer: the exact tokenizer the run must use (on resume, the one it started with; with
+            ``train.init_from``, the source model's); None trains one, on rank 0, handed to the
+            others (all ranks must number tokens alike).
     """
-    if tokenizer is None and recipe.train.init_from:
-        tokenizer = source_tokenizer(recipe.train)
     corpus = load_corpus(recipe.data, seed=recipe.train.seed)
     if tokenizer is None:
         tokenizer = on_main(replicas, lambda: TextTokenizer.train(recipe.tokenizer, corpus["train"]["text"]))

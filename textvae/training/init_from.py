@@ -43,13 +43,13 @@ def load_source(cfg: TrainConfig) -> TextVAE:
             raise ModelError(f"train.init_from: {err}") from err
 
 
-def source_tokenizer(cfg: TrainConfig) -> TextTokenizer:
-    """The tokenizer of the ``train.init_from`` model: the run must number tokens as it did.
+def source_tokenizer(source: TextVAE, cfg: TrainConfig) -> TextTokenizer:
+    """The tokenizer of the ``train.init_from`` model ``source``: the run must number tokens as it did.
 
     Raises:
-        ModelError: the source is missing, damaged, or has no tokenizer.
+        ModelError: the source has no tokenizer.
     """
-    tokenizer = load_source(cfg).tokenizer
+    tokenizer = source.tokenizer
     if tokenizer is None:
         raise ModelError(
             f"train.init_from: {_source_dir(cfg.init_from)} has no tokenizer/ folder, so this run cannot number "
@@ -58,18 +58,18 @@ def source_tokenizer(cfg: TrainConfig) -> TextTokenizer:
     return tokenizer
 
 
-def load_init(model: TextVAE, cfg: TrainConfig, say: Callable[[str], None]) -> None:
-    """Copy the ``train.init_from`` weights into ``model``, bar the parts in ``train.init_reset``.
+def load_init(model: TextVAE, source: TextVAE, cfg: TrainConfig, say: Callable[[str], None]) -> None:
+    """Copy the weights of ``source`` (the ``train.init_from`` model, see :func:`load_source`) into
+    ``model``, bar the parts in ``train.init_reset``.
 
     Every parameter and buffer outside those parts is replaced by the source's, bit-exactly; those
     under them keep ``model``'s own (fresh) values. Nothing is copied unless everything fits.
 
     Raises:
-        ModelError: the source is missing or damaged, or a loaded part differs from this model's
-            (a missing tensor or another shape: the message names it and both shapes).
+        ModelError: a loaded part differs from this model's (a missing tensor or another shape:
+            the message names it and both shapes).
         ConfigError: ``init_reset`` names a part this model does not have (a language model's encoder).
     """
-    source = load_source(cfg)
     where = _source_dir(cfg.init_from)
     mine, theirs = model.state_dict(), source.state_dict()
     parts, source_parts = _parts(mine), _parts(theirs)

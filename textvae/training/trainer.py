@@ -44,7 +44,7 @@ from textvae.training.collapse import collapse_warning
 from textvae.training.distributed import (all_gather_object, all_reduce_sum, compare_replicas,
                                           destroy_process_group, gather_sizes, global_mmd_samples,
                                           init_process_group, local_batch_size, on_main, replicas_from_env)
-from textvae.training.init_from import load_init
+from textvae.training.init_from import load_init, load_source, source_tokenizer
 from textvae.training.numerics import numerics, precision_used, say_numerics, set_threads
 from textvae.training.runs import (BEST_DIR, CHECKPOINTS_DIR, MODEL_DIR, RECIPE_NAME, check_free_space,
                                    nonfinite_message, prepare_run_dir, recorded_numerics, resume_command,
@@ -128,14 +128,18 @@ class Trainer:
             self._say(f"removed {path}, left over by an interrupted write.")
         restored = self._find_checkpoint() if self.resume else None
 
-        self.corpus, self.tokenizer, self.data_stats = prepare_data(
-            r, self.replicas, restored[1].tokenizer if restored is not None else None, self._say)
+        # train.init_from is read once, before the corpus: its tokenizer numbers this run's tokens
+        # and its weights fill the model (on resume the checkpoint's win, and it is not read).
+        source = load_source(cfg) if cfg.init_from and restored is None else None
+        tokenizer = (restored[1].tokenizer if restored is not None
+                     else source_tokenizer(source, cfg) if source is not None else None)
+        self.corpus, self.tokenizer, self.data_stats = prepare_data(r, self.replicas, tokenizer, self._say)
         vocab = VocabSpec(self.tokenizer.vocab_size, self.tokenizer.pad_id, self.tokenizer.bos_id,
                           self.tokenizer.eos_id, self.tokenizer.unk_id)
 
         self.model = TextVAE(r.model, vocab, self.tokenizer).to(self.device)
-        if cfg.init_from and restored is None:  # on resume the checkpoint's weights win
-            load_init(self.model, cfg, self._say)
+        if source is not None:
+            load_init(self.model, source, cfg, self._say)
         self.optimizer = make_optimizer(self.model, cfg)
         on_main(self.replicas, lambda: check_free_space(self.run_dir, self.model, r))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_multiplier(cfg))
