@@ -85,10 +85,8 @@ def run(args: argparse.Namespace) -> int:
 def check_output_file(path: Path, flag: str) -> None:
     """Refuse, before any work, an output path that cannot become a file: a directory, a missing
     or non-directory parent, or one this user cannot write in."""
-    import os
-    import tempfile
-
     from textvae.errors import ConfigError
+    from textvae.utils.io import probe_writable
 
     if path.is_dir():
         raise ConfigError(f"{flag} {path} is a directory; give a file name, e.g. {flag} {path / 'eval.json'}.")
@@ -97,9 +95,7 @@ def check_output_file(path: Path, flag: str) -> None:
         raise ConfigError(f"{flag} {path}: the folder {parent} does not exist"
                            f"{' (it is a file)' if parent.exists() else ''}; create it or choose another path.")
     try:
-        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=parent)
-        os.close(fd)
-        os.unlink(probe)
+        probe_writable(parent)
     except OSError as err:
         raise ConfigError(f"{flag} {path}: cannot write in {parent} ({err.strerror or err}); choose a "
-                           "writable path.") from err
+                          "writable path.") from err

@@ -13,9 +13,7 @@ refused. Space is checked before training, not at the first checkpoint.
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -26,7 +24,7 @@ from textvae.config import Recipe, read_yaml, recipe_from_dict
 from textvae.errors import RunError, TextVAEError
 from textvae.training.checkpoint import (checkpoint_dirs, first_sentence, load_checkpoint, load_trainer_state,
                                          set_aside)
-from textvae.utils.io import DISK_FULL
+from textvae.utils.io import DISK_FULL, probe_writable
 from textvae.utils.layout import BEST_DIR, CHECKPOINTS_DIR, MODEL_DIR
 from textvae.utils.layout import RUN_RECIPE_NAME as RECIPE_NAME
 
@@ -85,13 +83,11 @@ def _check_writable(run_dir: Path) -> None:
     """Create ``run_dir`` and a file in it now, rather than fail at the first checkpoint."""
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write-test-", suffix=".tmp", dir=run_dir)
-        os.close(fd)
-        os.unlink(probe)
+        probe_writable(run_dir)
     except OSError as err:
         raise RunError(f"cannot write to the output directory {run_dir} ({err.strerror or err}"
-                          f"{': ' + str(err.filename) if err.filename and Path(err.filename) != run_dir else ''}). "
-                          "Choose another --output, or make that directory writable.") from err
+                       f"{': ' + str(err.filename) if err.filename and Path(err.filename) != run_dir else ''}). "
+                       "Choose another --output, or make that directory writable.") from err
 
 
 def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:

@@ -8,6 +8,7 @@ import os
 import re
 import secrets
 import stat
+import tempfile
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -72,6 +73,15 @@ def _create_temporary(path: Path) -> tuple[Path, int]:
         finally:
             os.close(fd)
     raise FileExistsError(errno.EEXIST, "no free temporary name", str(path))
+
+
+def probe_writable(directory: str | Path) -> None:
+    """Create and remove a file in ``directory``, so that a command meets the OSError of an
+    unwritable place before its work rather than after it. The name matches the leftovers that
+    :func:`textvae.training.checkpoint.clean_leftovers` removes, should a crash come in between."""
+    fd, probe = tempfile.mkstemp(prefix=".write-test-", suffix=".tmp", dir=directory)
+    os.close(fd)
+    os.unlink(probe)
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
