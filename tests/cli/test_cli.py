@@ -125,6 +125,15 @@ def test_training_prints_each_validation_and_warns_of_collapse(tmp_path, capsys)
     assert ("posterior collapse" in printed) == (metrics["au"] == 0 and metrics["mi"] < 0.1)
 
 
+def test_a_language_model_is_not_warned_of_collapse(tmp_path, capsys):
+    # An LM has no latent: its validation line is its NLL, with no KL/MI/AU zeros and no collapse warning.
+    assert main(["train", str(REPO / "recipes/ptb/lm.yaml"), *TINY, "train.max_steps=4", "train.eval_every=2",
+                 "--no-progress", "--output", str(tmp_path / "lm")]) == 0
+    printed = capsys.readouterr().out
+    assert re.findall(r"step (\d+) validation: loss [\d.]+\n", printed) == ["2", "4"], printed
+    assert "posterior collapse" not in printed and " au " not in printed
+
+
 def test_evaluate_refuses_emulated_bf16_before_evaluating(tiny_run, monkeypatch, capsys):
     import textvae.utils.precision as precision_module
 

@@ -35,7 +35,8 @@ def _corpus(texts: list[str], labels: list[int] | None = None) -> DatasetDict:
 
 def test_filter_drops_long_and_empty_sentences(word_tok):
     dsd, stats = tokenize_corpus(_corpus(TEXTS), word_tok, DataConfig(max_length=5))
-    assert stats["train"] == {"kept": 5, "filtered": 7, "truncated": 0, "empty": 1, "tokens": 15}
+    assert stats["train"] == {"kept": 5, "filtered": 7, "truncated": 0, "empty": 1, "tokens": 15,
+                              "longest": 5}
     assert dsd["train"]["length"][:] == [1, 2, 3, 4, 5]
     assert [len(ids) for ids in dsd["train"]["ids"][:]] == [1, 2, 3, 4, 5]
     assert dsd["train"].column_names == ["text", "ids", "length"]
@@ -43,7 +44,8 @@ def test_filter_drops_long_and_empty_sentences(word_tok):
 
 def test_truncate_cuts_long_sentences(word_tok):
     dsd, stats = tokenize_corpus(_corpus(TEXTS), word_tok, DataConfig(max_length=5, length_policy="truncate"))
-    assert stats["validation"] == {"kept": 12, "filtered": 0, "truncated": 7, "empty": 1, "tokens": 15 + 7 * 5}
+    assert stats["validation"] == {"kept": 12, "filtered": 0, "truncated": 7, "empty": 1,
+                                   "tokens": 15 + 7 * 5, "longest": 5}
     assert dsd["train"]["length"][:] == [1, 2, 3, 4] + [5] * 8
     assert dsd["train"]["ids"][11] == word_tok.encode(TEXTS[11])[:5]
 

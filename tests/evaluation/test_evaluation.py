@@ -115,7 +115,8 @@ def tiny_run(tmp_path_factory):
 
 
 KEYS = ["iw_nll", "neg_elbo", "ppl", "ppl_denominator", "rec", "kl", "mi", "mi_full", "au", "latent_dim", "mmd",
-        "bleu", "exact_match", "distinct_1", "distinct_2", "self_bleu", "iw_samples", "n_sentences", "n_tokens"]
+        "bleu", "exact_match", "hit_limit", "decode_limit", "distinct_1", "distinct_2", "self_bleu", "iw_samples",
+        "n_sentences", "n_tokens"]
 
 
 def test_evaluate_command_returns_every_field_and_writes_json(tiny_run, capsys):
@@ -134,6 +135,9 @@ def test_evaluate_command_returns_every_field_and_writes_json(tiny_run, capsys):
     assert result["iw_nll"] <= result["neg_elbo"] + 1.0
     assert result["ppl"] == pytest.approx(math.exp(result["iw_nll"] * len(kept) / result["n_tokens"]), rel=1e-6)
     assert 0 <= result["au"] <= 4 and 0 <= result["bleu"] <= 100
+    # reconstructions stop at the longest training sentence, which the run recorded
+    assert result["decode_limit"] == json.loads((tiny_run / "data_stats.json").read_text())["train"]["longest"]
+    assert 0 <= result["hit_limit"] <= 1
 
 
 def test_evaluate_kl_matches_closed_form(tiny_run, emulated_bf16_allowed):

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from textvae.config import KLScheduleConfig, ObjectiveConfig
-from textvae.objectives import free_bits_kl, gaussian_kl, imq_kernel, infovae_loss, kl_beta, mmd, rbf_kernel
+from textvae.objectives import (free_bits_kl, gaussian_kl, imq_kernel, infovae_loss, kl_beta, mmd, rbf_kernel,
+                                warmup_end)
 from textvae.errors import ConfigError
 
 
@@ -117,6 +118,19 @@ def test_free_bits_floor():
 def test_kl_schedules(kind, step, expected):
     cfg = KLScheduleConfig(kind=kind, warmup_steps=100, cycles=4, ratio=0.5)
     assert kl_beta(cfg, step, max_steps=1000) == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize("kind,end", [("constant", 0), ("linear", 100), ("logistic", 100), ("cyclical", 1000)])
+def test_warmup_end_is_where_beta_stops_moving(kind, end):
+    cfg = KLScheduleConfig(kind=kind, warmup_steps=100, cycles=4, ratio=0.5)
+    assert warmup_end(cfg, max_steps=1000) == end
+    after = [kl_beta(cfg, s, 1000) for s in range(end, 1000, 7)]
+    if kind in ("constant", "linear"):  # from there on β_t is constant
+        assert set(after) == {1.0}
+    elif kind == "logistic":  # the sigmoid is within 1 % of its end from there on
+        assert min(after) > 0.99
+    else:  # cyclical: β_t keeps returning to 0 until the end of the run
+        assert [kl_beta(cfg, s, 1000) for s in (250, 500, 750)] == [0.0, 0.0, 0.0]
 
 
 def test_logistic_is_monotone_and_saturates():

@@ -20,6 +20,15 @@ def test_quickstart_runs_through_the_cli(tmp_path, capsys):
     assert code == 0
     printed = capsys.readouterr().out
     assert "model:" in printed and str(out / "model") in printed
+    # It ends with what the model says: 3 samples, a 5-point interpolation, then what to try next.
+    shown = printed.split("samples (z ~ p(z), top-p 0.9, seed 0):\n")[1]
+    samples, rest = shown.split("interpolation between two prior draws (greedy):\n")
+    assert len(samples.splitlines()) == 3 and all(line.startswith("  ") for line in samples.splitlines())
+    path, commands = rest.split("next:\n")
+    assert [line.split()[0] for line in path.splitlines()] == ["0.00", "0.25", "0.50", "0.75", "1.00"]
+    assert f"textvae generate {out / 'model'} -n 10" in commands and f"textvae evaluate {out} --split test" in commands
+    model_for_check = TextVAE.from_pretrained(out / "model")
+    assert samples.splitlines() == [f"  {s}" for s in model_for_check.generate(3, seed=0, method="sample", top_p=0.9)]
     model = TextVAE.from_pretrained(out / "model")
     assert model.latent_dim == 4 and model.tokenizer is not None
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
@@ -111,3 +120,42 @@ def test_fp16_on_cpu_is_refused(tmp_path, tiny_recipe):
     r = tiny_recipe(extra=["train.max_steps=1", "train.precision=fp16", "train.device=cpu"])
     with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
         train(r, tmp_path / "run", progress=False)
+
+
+@pytest.mark.parametrize("monitor, stops_at", [("neg_elbo", 3), ("loss", None)])
+def test_patience_follows_the_monitored_figure(tmp_path, tiny_recipe, monitor, stops_at):
+    # Validation loss (λ·MMD included) keeps improving while −ELBO gets worse: only the monitored
+    # figure decides which model is best and when patience runs out.
+    r = tiny_recipe(extra=["train.patience=2", f"train.monitor={monitor}"])
+    trainer = Trainer(r, tmp_path / "run")
+    written = []
+    trainer._write_model = written.append  # best/ is written at each improvement
+    stopped = []
+    for i in range(1, 6):
+        metrics = {"loss": 100.0 - i, "neg_elbo": 90.0 + i}
+        if trainer._track_best(metrics):
+            stopped.append(i)
+    first = {"loss": 99.0, "neg_elbo": 91.0}[monitor]
+    if stops_at is None:
+        assert stopped == [] and trainer.state.best_loss == 95.0
+    else:
+        assert stopped[0] == stops_at and trainer.state.best_loss == first
+    assert written == ["best"] * (5 if stops_at is None else 1)
+
+
+def test_monitor_names_the_figures_it_takes(tiny_recipe):
+    with pytest.raises(Exception, match="monitor"):
+        tiny_recipe(extra=["train.monitor=elbo"])
+
+
+def test_patience_waits_for_the_kl_warm_up(tmp_path, tiny_recipe):
+    # Under a linear KL warm-up the −ELBO may rise while β grows: those evaluations do not count.
+    r = tiny_recipe(name="ptb/vae_anneal_wd.yaml",
+                    extra=["train.patience=1", "train.monitor=neg_elbo", "objective.kl_schedule.warmup_steps=20"])
+    trainer = Trainer(r, tmp_path / "run")
+    trainer._write_model = lambda name: None
+    trainer._track_best({"loss": 1.0, "neg_elbo": 50.0})
+    for step, expected in [(10, False), (19, False), (20, True)]:
+        trainer.state.step = step
+        assert trainer._track_best({"loss": 1.0, "neg_elbo": 60.0}) is expected, step
+    assert trainer.state.bad_evals == 1 and trainer.state.best_loss == 50.0

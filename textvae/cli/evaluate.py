@@ -74,6 +74,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"PPL denominator: {result['ppl_denominator']}; IW samples K = {result['iw_samples']}; "
           f"precision {result['precision']}; "
           f"{result['n_sentences']} sentences, {result['n_tokens']} tokens, {result['seconds']:.1f} s")
+    if "proposal" in result:
+        print(f"IW proposal: {result['proposal']}")
+    if "log_z" in result:
+        print(f"prior: log Z = {result['log_z']:.4f} ± {result['log_z_se']:.4f} (standard error, "
+              f"{result['log_z_samples']} draws from N(0, I)); {result['prior']}")
     if output is not None:
         atomic_write_json(output, result)
         print(f"wrote {output}")

@@ -21,7 +21,7 @@ TORCHRUN_ENV = "LOCAL_RANK"
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("train", help="train a model from a recipe YAML",
                               usage="textvae train RECIPE [key=value ...] [--output DIR] [--resume | --overwrite] "
-                                    "[--threads N] [--nproc N] [--no-progress]",
+                                    "[--threads N] [--nproc N] [--no-progress] [--samples N]",
                               description="Train a sentence VAE (or LM baseline) from a recipe. Any recipe key "
                                           "can be overridden as key.sub=value (optional, anywhere after the "
                                           "recipe), e.g. model.latent_dim=64.",
@@ -39,6 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-different-threads", action="store_true",
                    help="with --resume: accept --threads other than the run's, and a result that differs "
                         "from an uninterrupted run")
+    p.add_argument("--samples", type=int, default=3, metavar="N",
+                   help="when training ends, print N sentences sampled from the model and, for a VAE, one "
+                        "interpolation between two prior draws (default: 3; 0: none)")
     p.add_argument("--nproc", type=int, metavar="N",
                    help="train with N processes (DistributedDataParallel: one per GPU, or N CPU processes); "
                         "starts torch.distributed.run. train.batch_size stays the global batch.")
@@ -66,8 +69,8 @@ def run(args: argparse.Namespace) -> int:
               "--resume")
         return status
     print(f"\ntrained {result.step} steps in {result.seconds:.1f} s")
-    print("validation: " + "  ".join(f"{k} {m[k]}" if k == "au" else f"{k} {m[k]:.3f}"
-                                      for k in ("loss", "rec", "kl", "mmd", "mi", "au", "neg_elbo") if k in m))
+    keys = ("loss", "rec", "kl", "mmd", "mi", "au", "neg_elbo") if recipe.model.mode == "vae" else ("loss",)
+    print("validation: " + "  ".join(f"{k} {m[k]}" if k == "au" else f"{k} {m[k]:.3f}" for k in keys if k in m))
     warning = collapse_warning(m, recipe)
     if warning:
         print(warning)
@@ -75,7 +78,32 @@ def run(args: argparse.Namespace) -> int:
     if result.best_dir:
         print(f"best:      {result.best_dir}")
     print(f"run dir:   {result.run_dir}  (metrics.jsonl, tb/, checkpoints/)")
+    if args.samples > 0:
+        show_model(result.model_dir, args.samples, recipe.train.seed)
     return status
+
+
+def show_model(model_dir: Path, n: int, seed: int) -> None:
+    """What the model just trained says: ``n`` nucleus samples (top-p 0.9) and, for a VAE, a greedy
+    5-step interpolation between two prior draws; then the commands to look further."""
+    from textvae.inference.api import TextVAE
+
+    model = TextVAE.from_pretrained(model_dir)
+    if model.tokenizer is None:
+        return
+    print(f"\nsamples ({'z ~ p(z), ' if model.is_vae else ''}top-p 0.9, seed {seed}):")
+    for sentence in model.generate(n, seed=seed, method="sample", top_p=0.9):
+        print(f"  {sentence}")
+    if model.is_vae:
+        print("interpolation between two prior draws (greedy):")
+        for i, sentence in enumerate(model.interpolate(steps=5, seed=seed)):
+            print(f"  {i / 4:.2f}  {sentence}")
+    print("next:")
+    print(f"  textvae generate {model_dir} -n 10 --decode sample --top-p 0.9")
+    if model.is_vae:
+        print(f"  textvae reconstruct {model_dir} \"the company said it expects higher earnings\"")
+        print(f"  textvae interpolate {model_dir} \"the market fell sharply\" \"profits rose in the quarter\" --steps 6")
+    print(f"  textvae evaluate {model_dir.parent if model_dir.name == 'model' else model_dir} --split test")
 
 
 def launch(args: argparse.Namespace, recipe, run_dir: Path) -> int:

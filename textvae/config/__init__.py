@@ -7,12 +7,14 @@ Everything public is importable from here (``from textvae.config import Recipe, 
 
 from textvae.config.loading import (apply_overrides, build_dataclass, dump_recipe, load_recipe, parse_override,
                                     read_yaml, recipe_from_dict)
-from textvae.config.schema import (FREEZABLE_PARTS, TRANSFORMER_INJECTIONS, AggressiveConfig, DataConfig,
-                                   DecoderConfig, EncoderConfig, KLScheduleConfig, ModelConfig, ObjectiveConfig, Recipe,
+from textvae.config.schema import (FREEZABLE_PARTS, TRANSFORMER_INJECTIONS, AggressiveConfig, ChainScheduleConfig,
+                                   DataConfig, DecoderConfig, EncoderConfig, EnergyPriorConfig, KLScheduleConfig,
+                                   LangevinConfig, ModelConfig, ObjectiveConfig, PosteriorLangevinConfig, Recipe,
                                    TokenizerConfig, TrainConfig)
 from textvae.errors import ConfigError
 
 __all__ = ["FREEZABLE_PARTS", "TRANSFORMER_INJECTIONS", "ConfigError", "DataConfig", "TokenizerConfig",
-           "EncoderConfig", "DecoderConfig", "ModelConfig", "KLScheduleConfig", "AggressiveConfig", "ObjectiveConfig",
+           "EncoderConfig", "DecoderConfig", "ChainScheduleConfig", "LangevinConfig",
+           "PosteriorLangevinConfig", "EnergyPriorConfig", "ModelConfig", "KLScheduleConfig", "AggressiveConfig", "ObjectiveConfig",
            "TrainConfig", "Recipe", "apply_overrides", "build_dataclass", "dump_recipe", "load_recipe",
            "parse_override", "read_yaml", "recipe_from_dict"]

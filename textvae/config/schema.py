@@ -204,6 +204,105 @@ class DecoderConfig:
 
 
 @dataclass
+class ChainScheduleConfig:
+    """One value per Langevin step k = 1 … steps: the step size s_k or the noise scale τ_k."""
+
+    start: float = 0.1
+    """The value at the first step."""
+    end: Optional[float] = None
+    """The value at the last step (null: ``start`` at every step)."""
+    kind: Literal["linear", "geometric"] = "linear"
+    """How the values go from ``start`` to ``end``: evenly spaced, or by a constant ratio."""
+    values: Optional[list[float]] = None
+    """One value per step, given outright (replaces start/end/kind); needs exactly ``steps`` entries."""
+
+
+@dataclass
+class LangevinConfig:
+    """A short-run Langevin chain (Pang et al. 2020, 2021): z₀ ~ N(0, I) (or the encoder's sample),
+    then ``steps`` updates z ← z + (s_k/2)·∇_z log p(·) + τ_k·√s_k·ε, ε ~ N(0, I). τ_k = 1 is
+    Langevin dynamics proper; τ_k < 1 a colder, more deterministic chain. See
+    :mod:`textvae.modeling.langevin`."""
+
+    steps: int = 60
+    step_size: ChainScheduleConfig = field(default_factory=lambda: ChainScheduleConfig(start=0.16))
+    """s_k > 0."""
+    noise: ChainScheduleConfig = field(default_factory=lambda: ChainScheduleConfig(start=1.0))
+    """τ_k >= 0."""
+
+    def check(self, prefix: str) -> None:
+        """Raise a ConfigError naming ``prefix`` (the recipe key of this chain) for a bad setting."""
+        if self.steps < 1:
+            raise ConfigError(f"{prefix}.steps must be >= 1 (the number of Langevin updates), got {self.steps}.")
+        for name, floor in (("step_size", "> 0"), ("noise", ">= 0")):
+            schedule: ChainScheduleConfig = getattr(self, name)
+            key = f"{prefix}.{name}"
+            if schedule.values is not None:
+                if len(schedule.values) != self.steps:
+                    raise ConfigError(
+                        f"{key}.values has {len(schedule.values)} entries but {prefix}.steps is {self.steps}: give one "
+                        f"value per step, or set {prefix}.steps={len(schedule.values)}, or use {key}.start/end instead.")
+                points = [(f"{key}.values[{i}]", v) for i, v in enumerate(schedule.values)]
+            else:
+                points = [(f"{key}.start", schedule.start)] + (
+                    [(f"{key}.end", schedule.end)] if schedule.end is not None else [])
+            what = "a step size" if name == "step_size" else "a noise scale"
+            for where, value in points:
+                if not math.isfinite(value) or (value <= 0 if name == "step_size" else value < 0):
+                    raise ConfigError(f"{where} must be {floor} and finite ({what}), got {value}.")
+            if schedule.values is None and schedule.kind == "geometric" and schedule.end is not None and \
+                    min(schedule.start, schedule.end) <= 0:
+                raise ConfigError(f"{key}.kind=geometric needs start and end > 0 (a constant ratio), got "
+                                  f"{schedule.start} and {schedule.end}; use kind: linear.")
+
+
+@dataclass
+class PosteriorLangevinConfig(LangevinConfig):
+    """The posterior chain of ``model.inference: langevin | amortized+langevin``, guided by
+    ∇_z log p(x, z). Defaults: the reference PTB settings of Pang et al. 2021 (20 steps, step size
+    0.8 → 0.05, noise 0.05 → 0.2)."""
+
+    steps: int = 20
+    step_size: ChainScheduleConfig = field(default_factory=lambda: ChainScheduleConfig(start=0.8, end=0.05))
+    noise: ChainScheduleConfig = field(default_factory=lambda: ChainScheduleConfig(start=0.05, end=0.2))
+    fit_samples: int = 16
+    """Chains per sentence whose final z a diagonal Gaussian is fitted to: what ``encode`` (its mean),
+    validation and ``textvae evaluate`` (its density, the importance-sampling proposal) use."""
+    fit_min_variance: float = 1e-4
+    """Floor on each variance of that Gaussian."""
+
+    def check(self, prefix: str) -> None:
+        super().check(prefix)
+        if self.fit_samples < 2:
+            raise ConfigError(f"{prefix}.fit_samples must be >= 2 (a variance needs two samples), got {self.fit_samples}.")
+        if not self.fit_min_variance > 0:
+            raise ConfigError(f"{prefix}.fit_min_variance must be > 0, got {self.fit_min_variance}.")
+
+
+@dataclass
+class EnergyPriorConfig:
+    """The latent-space energy-based prior of ``model.prior: ebm`` (Pang et al. 2020):
+    p_α(z) ∝ exp(f_α(z))·N(z; 0, I), f_α an MLP, learned by maximum likelihood with negatives from
+    a short-run chain. See :mod:`textvae.modeling.prior`."""
+
+    hidden_dims: list[int] = field(default_factory=lambda: [200, 200])
+    """Widths of the MLP's hidden layers."""
+    activation: Literal["gelu", "silu", "leaky_relu"] = "gelu"
+    langevin: LangevinConfig = field(default_factory=LangevinConfig)
+    """The prior chain from N(0, I), guided by ∇_z [f_α(z) − ‖z‖²/2]: samples for generation, for
+    the MMD and the negatives of the energy's gradient (default 60 steps, s = 0.16, τ = 1)."""
+    log_z_samples: int = 100000
+    """Draws from N(0, I) for the importance-sampling estimate of log Z (validation, evaluation)."""
+
+    def check(self, prefix: str) -> None:
+        if not self.hidden_dims or any(d < 1 for d in self.hidden_dims):
+            raise ConfigError(f"{prefix}.hidden_dims must list one or more widths >= 1, got {self.hidden_dims}.")
+        self.langevin.check(f"{prefix}.langevin")
+        if self.log_z_samples < 2:
+            raise ConfigError(f"{prefix}.log_z_samples must be >= 2 (a standard error needs two), got {self.log_z_samples}.")
+
+
+@dataclass
 class ModelConfig:
     """A sentence VAE: encoder → diagonal Gaussian q(z|x) → decoder; or a plain LM."""
 
@@ -237,8 +336,39 @@ class ModelConfig:
     Gaussian head still trains), ``decoder`` (the decoder body; a Transformer's z projection still
     trains) and/or ``embeddings`` (every token and position embedding — with tied weights, the output
     layer too). Meant for pretrained parts."""
+    inference: Literal["amortized", "langevin", "amortized+langevin"] = "amortized"
+    """How z is inferred from x. ``amortized``: the encoder's q(z|x). ``langevin`` (short-run
+    inference, Pang et al. 2021): no encoder; a ``model.langevin`` chain from N(0, I) guided by
+    ∇_z log p(x, z), and the decoder trained on its final z (no gradient through the chain).
+    ``amortized+langevin``: the encoder's sample refined by the chain; the encoder trains on its own
+    objective, the decoder on the refined z."""
+    prior: Literal["gaussian", "ebm"] = "gaussian"
+    """p(z): ``gaussian`` N(0, I), or ``ebm``, an energy-based prior tilting it (``model.ebm``)."""
+    langevin: PosteriorLangevinConfig = field(default_factory=PosteriorLangevinConfig)
+    """The posterior chain (``inference`` langevin or amortized+langevin)."""
+    ebm: EnergyPriorConfig = field(default_factory=EnergyPriorConfig)
+    """The energy-based prior (``prior: ebm``)."""
+
+    @property
+    def uses_chains(self) -> bool:
+        """Whether any Langevin chain runs: short-run inference or an energy-based prior."""
+        return self.inference != "amortized" or self.prior == "ebm"
 
     def __post_init__(self) -> None:
+        self.langevin.check("model.langevin")
+        self.ebm.check("model.ebm")
+        if self.mode == "lm" and (self.inference != "amortized" or self.prior != "gaussian"):
+            raise ConfigError(f"model.mode=lm has no latent, so model.inference={self.inference} and "
+                              f"model.prior={self.prior} have nothing to act on; set model.mode=vae, or "
+                              "model.inference=amortized and model.prior=gaussian.")
+        if self.inference == "langevin":
+            unused = [key for key, on in (("model.posterior_batchnorm", self.posterior_batchnorm is not None),
+                                          ("model.min_logvar", self.min_logvar is not None),
+                                          ("model.init_logvar", self.init_logvar != 0.0),
+                                          ("model.freeze: encoder", "encoder" in self.freeze)) if on]
+            if unused:
+                raise ConfigError(f"model.inference=langevin has no encoder and no q(z|x), so {unused[0]} has nothing "
+                                  "to act on; remove it, or use model.inference=amortized+langevin to keep an encoder.")
         if self.latent_dim < 1:
             raise ConfigError(f"model.latent_dim must be >= 1, got {self.latent_dim}.")
         _check_unit("model.embed_dropout", self.embed_dropout)
@@ -428,7 +558,13 @@ class TrainConfig:
     keep_checkpoints: int = 2
     """How many step checkpoints to keep (the best model is kept apart)."""
     patience: Optional[int] = None
-    """Stop after this many evaluations without a better validation loss."""
+    """Stop after this many evaluations without a better validation ``monitor``. Evaluations while
+    the KL schedule still warms up (``objective.kl_schedule``: before ``warmup_steps``; a cyclical
+    schedule throughout, so it runs its whole budget) do not count."""
+    monitor: Literal["loss", "neg_elbo"] = "loss"
+    """The validation figure that picks ``best/`` and drives ``patience``: ``loss`` (the training
+    objective at β = 1, λ·MMD included) or ``neg_elbo`` (rec + KL, an upper bound on the NLL; the
+    LM's NLL), which ranks every objective by the same bound, as a benchmark table needs."""
     bucket: bool = True
     """Group sentences of similar length into batches (less padding, same examples)."""
     max_nonfinite: int = 10
@@ -500,6 +636,7 @@ class Recipe:
                     f"of a part loaded from model.{part}.pretrained in a saved model's config.json. Remove it; "
                     f"set model.{part}.pretrained to start from pretrained weights, or the model.{part} sizes "
                     "for a freshly initialised part.")
+        _check_latent_choices(self.model, self.objective, self.train)
         if (self.model.mode == "lm") != (self.objective.preset == "lm"):
             raise ConfigError(
                 f"model.mode={self.model.mode} with objective.preset={self.objective.preset}: "
@@ -517,6 +654,37 @@ class Recipe:
 
 
 # --------------------------------------------------------------------------- checks
+
+
+def _check_latent_choices(model: ModelConfig, objective: ObjectiveConfig, train: TrainConfig) -> None:
+    """What short-run inference and the energy-based prior cannot be combined with."""
+    if model.prior == "ebm" and objective.preset == "lm":
+        raise ConfigError("model.prior=ebm with objective.preset=lm: a language model has no latent for the prior "
+                          "to be the prior of; use an objective with a latent (elbo, beta, info_vae, mmd_vae).")
+    if model.prior == "ebm" and objective.free_bits > 0:
+        raise ConfigError("objective.free_bits floors the per-dimension KL from N(0, I), and KL(q(z|x)‖p_α) from an "
+                          "energy-based prior has no per-dimension form; set objective.free_bits=0, or "
+                          "model.prior=gaussian.")
+    if model.inference == "langevin":
+        if objective.preset != "elbo":
+            raise ConfigError(
+                f"model.inference=langevin with objective.preset={objective.preset}: short-run inference learns the "
+                "decoder (and an ebm prior) by maximum likelihood on the chain's posterior samples; with no q(z|x) "
+                "there is no KL or MMD for the preset to weigh. Use objective.preset=elbo, or "
+                "model.inference=amortized+langevin to train an encoder on that objective.")
+        if objective.kl_schedule.kind != "constant" or objective.free_bits > 0:
+            key = "objective.free_bits" if objective.free_bits > 0 else "objective.kl_schedule"
+            raise ConfigError(f"model.inference=langevin has no KL term, so {key} has nothing to act on; remove it.")
+    if model.uses_chains:
+        choice = f"model.inference={model.inference}" if model.inference != "amortized" else "model.prior=ebm"
+        if objective.aggressive.enabled:
+            raise ConfigError(f"objective.aggressive.enabled=true with {choice}: aggressive training alternates "
+                              "encoder and decoder updates of an amortized VAE with a Gaussian prior; turn one of "
+                              "them off.")
+        if train.compile:
+            raise ConfigError(f"train.compile=true with {choice}: the Langevin chains take gradients inside the "
+                              "forward pass, which torch.compile does not capture; set train.compile=false.")
+
 
 
 def _check_positive(section: str, **values: int) -> None:

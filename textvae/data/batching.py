@@ -40,7 +40,9 @@ def tokenize_corpus(dsd: DatasetDict, tokenizer: TextTokenizer,
 
     Returns:
         the tokenized splits, and per split the counts ``kept``, ``filtered`` (dropped as too
-        long), ``truncated``, ``empty`` (dropped, no token) and ``tokens`` (sum of kept lengths).
+        long), ``truncated``, ``empty`` (dropped, no token), ``tokens`` (sum of kept lengths) and
+        ``longest`` (the longest kept length, after truncation: what a trained model records as
+        its default decoding limit).
 
     Raises:
         DataError: a split is left without sentences.
@@ -68,7 +70,7 @@ def tokenize_corpus(dsd: DatasetDict, tokenizer: TextTokenizer,
         lengths = np.minimum(raw[keep], cfg.max_length) if truncate else raw[keep]
         stats[split] = {"kept": int(keep.sum()), "filtered": 0 if truncate else int(too_long.sum()),
                         "truncated": int(too_long.sum()) if truncate else 0, "empty": int(empty.sum()),
-                        "tokens": int(lengths.sum())}
+                        "tokens": int(lengths.sum()), "longest": int(lengths.max())}
     return DatasetDict(splits), stats
 
 

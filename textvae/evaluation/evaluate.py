@@ -2,7 +2,9 @@
 
 Numbers are nats per sentence unless said, following He et al. 2019: IW-NLL with K samples,
 −ELBO and their gap, PPL with its stated denominator, KL, MI (minibatch and whole-split), AU,
-MMD with a fixed IMQ kernel, reconstruction BLEU from μ, and diversity of prior samples.
+MMD with a fixed IMQ kernel, reconstruction BLEU from μ (with ``hit_limit``, the share of those
+greedy reconstructions cut at the length limit instead of ending with EOS), and diversity of
+prior samples.
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ from tqdm.auto import tqdm
 
 from textvae.errors import ConfigError
 from textvae.evaluation.latent import active_units, mutual_information, mutual_information_full
-from textvae.evaluation.likelihood import iw_log_likelihood
+from textvae.evaluation.likelihood import iw_log_likelihood, proposal_notes
 from textvae.evaluation.sums import Sums
-from textvae.inference.decoding import DecodeConfig, decode
+from textvae.inference.decoding import DecodeConfig, decode, decode_tokens
 from textvae.inference.features import eval_mode
 from textvae.evaluation.text_metrics import bleu, distinct_n, exact_match, self_bleu
 from textvae.inference.api import TextVAE
+from textvae.modeling.prior import prior_log_z
 from textvae.objectives import mmd
 from textvae.utils.precision import resolve_precision
 from textvae.utils.seeding import seeded_generator
@@ -29,11 +32,14 @@ from textvae.utils.seeding import seeded_generator
 # The MMD reported as a metric uses one fixed kernel whatever the training objective used,
 # so rows of a comparison table are measured with the same ruler.
 METRIC_KERNEL = "imq"
+# The decoding limit for a model that records none (saved before models recorded their longest
+# training sentence), as evaluations used before.
+FALLBACK_DECODE_LENGTH = 60
 
 
 @torch.no_grad()
 def evaluate_model(model: TextVAE, batches: Iterable[Any], iw_samples: int = 500, seed: int = 0,
-                   au_threshold: float = 0.01, num_prior_samples: int = 100, max_decode_length: int = 60,
+                   au_threshold: float = 0.01, num_prior_samples: int = 100, max_decode_length: Optional[int] = None,
                    chunk_rows: int = 512, progress: bool = False,
                    total: Optional[int] = None, precision: str = "fp32") -> dict[str, Any]:
     """Evaluate ``model`` on ``batches`` (textvae Batch objects of one split).
@@ -44,13 +50,18 @@ def evaluate_model(model: TextVAE, batches: Iterable[Any], iw_samples: int = 500
             matmuls; log-sum-exps, log-likelihood sums, KL, MI and MMD stay fp32 either way.
         au_threshold: the variance above which a latent dimension counts as active.
         num_prior_samples: sentences decoded from z ~ p(z) for distinct-n / self-BLEU.
-        max_decode_length: token limit for reconstructions and samples.
+        max_decode_length: token limit for reconstructions and samples (None: the model's
+            :attr:`~textvae.TextVAE.default_max_new_tokens` where it records one, the longest
+            training sentence; else 60).
     Returns:
         A flat dict with the keys listed in the README (iw_nll, neg_elbo, ppl, …).
     """
     if iw_samples < 1:
         raise ConfigError(f"--iw-samples must be >= 1 (500 is the published protocol), got {iw_samples}.")
     greedy, ancestral = DecodeConfig(method="greedy"), DecodeConfig(method="sample")
+    if max_decode_length is None:
+        max_decode_length = (model.default_max_new_tokens if model.generation_defaults.max_new_tokens
+                             else FALLBACK_DECODE_LENGTH)
 
     device = model.device
     autocast = resolve_precision(precision, device, option="precision").autocast
@@ -58,10 +69,13 @@ def evaluate_model(model: TextVAE, batches: Iterable[Any], iw_samples: int = 500
         gen = seeded_generator(device, seed)
         tok = model.tokenizer
         start = time.perf_counter()
+        # An energy-based prior's log Z, once, from its own stream (N(0, I): 0, nothing drawn).
+        log_z, log_z_se = (prior_log_z(model.prior, model.config.ebm.log_z_samples, device,
+                                       seeded_generator(device, seed + 1)) if model.is_vae else (0.0, 0.0))
 
         sums = Sums()
         mus, logvars, zs = [], [], []
-        hyps, refs = [], []
+        hyps, refs, cut = [], [], 0
         for batch in tqdm(batches, disable=not progress, total=total, desc="evaluate", dynamic_ncols=True):
             batch = batch.to(device)
             ids, lengths = batch.ids, batch.lengths
@@ -74,17 +88,19 @@ def evaluate_model(model: TextVAE, batches: Iterable[Any], iw_samples: int = 500
                 sums.add(iw_nll=nll, neg_elbo=nll, rec=nll)
                 continue
             with autocast():
-                out = iw_log_likelihood(model, ids, lengths, iw_samples, chunk_rows, gen)
+                out = iw_log_likelihood(model, ids, lengths, iw_samples, chunk_rows, gen, log_z=log_z)
             sums.add(iw_nll=-out["iw_ll"].sum().item(), neg_elbo=-out["elbo"].sum().item(),
                      rec=out["rec"].sum().item(), kl=out["kl"].sum().item())
             mu, logvar = out["mu"].float(), out["logvar"].float()  # the encoder ran once, inside the IW pass
             z = mu + (0.5 * logvar).exp() * torch.randn(mu.shape, device=device, generator=gen)
             if b >= 2:
-                prior = torch.randn(z.shape, device=device, generator=gen)
+                prior = model.sample_prior(b, gen)  # N(0, I): the draws of torch.randn(z.shape)
                 sums.add(mmd=mmd(z, prior, METRIC_KERNEL).item() * b, mi=mutual_information(mu, logvar, z).item() * b)
             mus.append(mu.float().cpu()), logvars.append(logvar.float().cpu()), zs.append(z.float().cpu())
             if tok is not None:
-                hyps += [_words(tok, s) for s in decode(model.decoder, mu, b, model.vocab, greedy, max_decode_length)]
+                out = decode_tokens(model.decoder, mu, b, model.vocab, greedy, max_decode_length)
+                hyps += [_words(tok, s) for s in out.sequences]
+                cut += int((~out.finished).sum())
                 refs += [_words(tok, row[1:int(n) - 1].tolist()) for row, n in zip(ids.cpu(), lengths.cpu())]
         n_sent, n_tok = int(sums["sentences"]), int(sums["tokens"])
         if n_sent == 0:
@@ -106,15 +122,17 @@ def evaluate_model(model: TextVAE, batches: Iterable[Any], iw_samples: int = 500
             result["mi_full"] = mutual_information_full(mu_all, logvar_all, z_all).item()
             result["au"] = active_units(mu_all, au_threshold)
             result["au_threshold"] = au_threshold
+            result.update(proposal_notes(model, log_z, log_z_se))
             if hyps:
                 result["bleu"] = bleu(hyps, refs)
                 result["exact_match"] = exact_match(hyps, refs)
+                result["hit_limit"] = cut / len(hyps)
+                result["decode_limit"] = max_decode_length
         else:
             result.update({"kl": 0.0, "mi": 0.0, "mi_full": 0.0, "au": 0, "mmd": 0.0})
         if tok is not None and num_prior_samples > 0:
             # z ~ p(z) for a VAE; a language model samples from its own start state.
-            prior_z = (torch.randn(num_prior_samples, model.latent_dim, device=device, generator=gen)
-                       if model.is_vae else None)
+            prior_z = model.sample_prior(num_prior_samples, gen) if model.is_vae else None
             samples = [_words(tok, s) for s in decode(model.decoder, prior_z, num_prior_samples, model.vocab,
                                                       ancestral, max_decode_length, gen)]
             result.update(distinct_1=distinct_n(samples, 1), distinct_2=distinct_n(samples, 2),
@@ -132,8 +150,8 @@ def _words(tokenizer: Any, ids: list[int]) -> list[str]:
 # Columns of the printed table, in order, with their formats.
 TABLE_COLUMNS = [("iw_nll", "{:.2f}"), ("neg_elbo", "{:.2f}"), ("iw_gap", "{:.2f}"), ("ppl", "{:.2f}"),
                  ("rec", "{:.2f}"), ("kl", "{:.2f}"), ("mi", "{:.2f}"), ("mi_full", "{:.2f}"), ("au", "{}"),
-                 ("mmd", "{:.4f}"), ("bleu", "{:.2f}"), ("exact_match", "{:.3f}"), ("distinct_1", "{:.3f}"),
-                 ("distinct_2", "{:.3f}"), ("self_bleu", "{:.2f}")]
+                 ("mmd", "{:.4f}"), ("bleu", "{:.2f}"), ("exact_match", "{:.3f}"), ("hit_limit", "{:.3f}"),
+                 ("distinct_1", "{:.3f}"), ("distinct_2", "{:.3f}"), ("self_bleu", "{:.2f}")]
 
 
 def format_table(rows: dict[str, dict[str, Any]]) -> str:

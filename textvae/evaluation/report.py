@@ -21,7 +21,7 @@ CURVES = [("rec", "reconstruction (nats/sent)"), ("kl", "KL (nats/sent)"), ("mi"
 SUMMARY_KEYS = [("neg_elbo", "{:.2f}"), ("rec", "{:.2f}"), ("kl", "{:.2f}"), ("mi", "{:.2f}"), ("au", "{}"),
                 ("mmd", "{:.4f}"), ("ppl_elbo", "{:.1f}")]
 EVAL_KEYS = [("iw_nll", "{:.2f}"), ("ppl", "{:.1f}"), ("neg_elbo", "{:.2f}"), ("rec", "{:.2f}"), ("kl", "{:.2f}"),
-             ("mi", "{:.2f}"), ("au", "{}"), ("mmd", "{:.4f}"), ("bleu", "{:.3f}")]
+             ("mi", "{:.2f}"), ("au", "{}"), ("mmd", "{:.4f}"), ("bleu", "{:.3f}"), ("hit_limit", "{:.3f}")]
 SPLIT_NAMES = {"valid": "validation"}
 """metrics.jsonl calls the validation split ``valid``; data_stats.json and ``evaluate --split`` say ``validation``."""
 

@@ -6,9 +6,12 @@
     model.interpolate("sentence a", "sentence b", steps=8, method="slerp")
     model.encode(texts)  # (N, D) μ
 
-Decoding options (``method``, ``max_length``, ``temperature``, ``top_k``, ``top_p``,
+Decoding options (``method``, ``max_new_tokens`` or its alias ``max_length``, ``min_length``,
+``repetition_penalty``, ``no_repeat_ngram_size``, ``temperature``, ``top_k``, ``top_p``,
 ``beam_size``, ``length_penalty``) are the fields of
 :class:`~textvae.inference.decoding.DecodeConfig`; every stochastic choice takes a ``seed``.
+Without a length limit, decoding stops at the model's :attr:`~TextVAE.default_max_new_tokens`:
+the longest training sentence, which ``textvae train`` records (``generation_config.json``).
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from textvae.config import ModelConfig
 from textvae.data.tokenizers import TextTokenizer
 from textvae.errors import ConfigError, ModelError, TextVAEError
 from textvae.inference.decoding import DecodeConfig, decode, decode_config
-from textvae.inference.features import check_max_length, default_max_length, encode_texts, eval_mode
+from textvae.inference.features import (POSITIONAL_KINDS, check_max_length, default_max_length, encode_texts,
+                                        eval_mode)
+from textvae.inference.generation_config import GenerationDefaults
 from textvae.modeling import TextVAEModel, VocabSpec
 from textvae.utils.layout import TOKENIZER_DIR
 from textvae.utils.seeding import seeded_generator
@@ -97,36 +102,54 @@ class TextVAE(TextVAEModel):
         config: the ``model`` section of a recipe.
         vocab: special ids and vocabulary size from the tokenizer.
         tokenizer: the tokenizer itself, kept so that a model directory is self-contained.
+        generation_defaults: what decoding uses for options a call leaves unset (``textvae
+            train`` records the longest training sentence); saved as ``generation_config.json``.
     """
 
-    def __init__(self, config: ModelConfig, vocab: VocabSpec, tokenizer: Optional[TextTokenizer] = None):
+    def __init__(self, config: ModelConfig, vocab: VocabSpec, tokenizer: Optional[TextTokenizer] = None,
+                 generation_defaults: Optional[GenerationDefaults] = None):
         super().__init__(config, vocab)
         self.tokenizer = tokenizer
+        self.generation_defaults = generation_defaults or GenerationDefaults()
 
     # ------------------------------------------------------------------ persistence
 
     def save_pretrained(self, directory: str | Path) -> Path:
-        """Write the tokenizer, ``model.safetensors`` and ``config.json`` into ``directory`` (each
-        atomically; config.json last, so a directory with one is complete)."""
+        """Write the tokenizer, ``generation_config.json`` (when there are defaults to record),
+        ``model.safetensors`` and ``config.json`` into ``directory`` (each atomically; config.json
+        last, so a directory with one is complete)."""
         directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
         if self.tokenizer is not None:
-            directory.mkdir(parents=True, exist_ok=True)
             self.tokenizer.save(directory / TOKENIZER_DIR)
+        self.generation_defaults.save(directory)
         return super().save_pretrained(directory)
 
     @classmethod
     def _load_extras(cls, directory: Path, vocab: VocabSpec) -> dict[str, Any]:
+        generation = GenerationDefaults.load(directory)  # none recorded (older models): the position limit
         if not (directory / TOKENIZER_DIR).is_dir():
-            return {"tokenizer": None}
+            return {"tokenizer": None, "generation_defaults": generation}
         tokenizer = _load_tokenizer(directory / TOKENIZER_DIR)
         if tokenizer.vocab_size != vocab.vocab_size:
             raise ModelError(
                 f"the tokenizer in {directory / TOKENIZER_DIR} has {tokenizer.vocab_size} tokens but the "
                 f"model was built for {vocab.vocab_size}; the directory mixes files of two runs. "
                 "Copy the tokenizer/ folder of the run that wrote these weights.")
-        return {"tokenizer": tokenizer}
+        return {"tokenizer": tokenizer, "generation_defaults": generation}
 
     # ------------------------------------------------------------------ decoding
+
+    @property
+    def default_max_new_tokens(self) -> int:
+        """The length limit of decoding when a call gives none: the one the model records
+        (``generation_defaults.max_new_tokens``; ``textvae train``: the longest training sentence,
+        EOS excluded), else the position limit ``model.max_positions`` − 2, which a Transformer
+        decoder cannot pass either way."""
+        recorded, positions = self.generation_defaults.max_new_tokens, default_max_length(self)
+        if recorded is None:
+            return positions
+        return min(recorded, positions) if self.config.decoder.kind in POSITIONAL_KINDS else recorded
 
     def decode_latent(self, z: Optional[Tensor], n: Optional[int] = None, *, seed: Optional[int] = None,
                       decoding: Optional[DecodeConfig] = None, batch_size: int = 256,
@@ -137,11 +160,17 @@ class TextVAE(TextVAEModel):
             decoding: a DecodeConfig; ``options`` (its field names) replace its fields.
             seed: seeds the sampler (``method=sample``); None uses torch's global RNG.
             batch_size: latents decoded at once.
+        Raises:
+            ConfigError: a bad option, or ``min_length`` above the length limit.
         """
         self._require_tokenizer()
         cfg = decode_config(decoding, **options)
-        max_length = cfg.max_length or default_max_length(self)
+        max_length = cfg.max_new_tokens or self.default_max_new_tokens
         check_max_length(self, max_length, "decoder")
+        if cfg.min_length > max_length:
+            raise ConfigError(f"min_length={cfg.min_length} is more than the length limit {max_length} (this "
+                              "model's default_max_new_tokens), so no sentence could end with EOS; lower "
+                              "min_length or give a larger max_new_tokens.")
         if z is not None:
             if z.dim() != 2 or z.shape[1] != self.latent_dim:
                 raise ConfigError(f"z must have shape (N, {self.latent_dim}), got {tuple(z.shape)}.")
@@ -162,7 +191,8 @@ class TextVAE(TextVAEModel):
 
     def generate(self, n: int = 1, *, seed: Optional[int] = None,
                  decoding: Optional[DecodeConfig] = None, batch_size: int = 256, **options: Any) -> list[str]:
-        """``n`` sentences from the prior: z ~ N(0, I), decoded (an LM decodes without z).
+        """``n`` sentences from the prior: z ~ p(z), decoded (an LM decodes without z). An
+        energy-based prior (``model.prior: ebm``) is sampled by its short-run Langevin chain.
 
         ``seed`` seeds both z and the sampler, so the same seed gives the same sentences.
         """
@@ -171,7 +201,7 @@ class TextVAE(TextVAEModel):
         z = None
         if self.is_vae:
             generator = seeded_generator(self.device, seed)
-            z = torch.randn(n, self.latent_dim, device=self.device, generator=generator)
+            z = self.sample_prior(n, generator)  # N(0, I), or the energy-based prior's chain
             seed = None if seed is None else seed + 1  # the sampler gets its own stream
         return self.decode_latent(z, n, seed=seed, decoding=decoding, batch_size=batch_size, **options)
 
@@ -181,7 +211,7 @@ class TextVAE(TextVAEModel):
         """Encode each text (μ, or a sample of q(z|x) with ``use="sample"``) and decode it back.
 
         ``max_input_length`` truncates the inputs (see :meth:`encode`); the decoding option
-        ``max_length`` caps the outputs.
+        ``max_new_tokens`` (or ``max_length``) caps the outputs.
         """
         z = self.encode(texts, use=use, seed=seed, max_length=max_input_length, batch_size=batch_size)
         return self.decode_latent(z, seed=seed, decoding=decoding, batch_size=batch_size, **options)
@@ -210,7 +240,7 @@ class TextVAE(TextVAEModel):
         if (a is None) != (b is None):
             raise ConfigError("give two sentences to interpolate between, or none to use two prior samples.")
         if a is None:
-            ends = torch.randn(2, self.latent_dim, device=self.device, generator=seeded_generator(self.device, seed))
+            ends = self.sample_prior(2, seeded_generator(self.device, seed))
         else:
             for text in (a, b):
                 if not isinstance(text, str):

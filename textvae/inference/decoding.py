@@ -10,6 +10,11 @@ decode alike:
 Decoding is incremental: each step feeds only the newest token with the state returned by the
 previous step (recurrent state or KV cache), never the whole prefix again. Rows that emit EOS
 are dropped from the batch with ``reorder_state``, so finished sentences cost nothing.
+
+Every method takes the Hugging Face ``generate`` rules ``max_new_tokens`` (alias ``max_length``),
+``min_length``, ``repetition_penalty`` and ``no_repeat_ngram_size``, applied to the whole batch
+at each step (:mod:`textvae.inference.logits_processing`) before the token choice: the
+repetition penalty to the logits, then bans (−inf) of PAD, BOS, repeated n-grams and early EOS.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from textvae.errors import ConfigError
+from textvae.inference.logits_processing import StepRules
 from textvae.modeling.outputs import VocabSpec
 
 
@@ -32,7 +38,8 @@ class DecodeConfig:
 
     method: Literal["greedy", "sample", "beam"] = "greedy"
     max_length: Optional[int] = None
-    """Most tokens generated per sentence, EOS excluded (None: the model's default)."""
+    """Most tokens generated per sentence, EOS excluded (None: the model's default, the longest
+    training sentence where the model records it). The same limit as ``max_new_tokens``."""
     temperature: float = 1.0
     """``sample``: logits are divided by this (< 1 sharper, > 1 flatter)."""
     top_k: Optional[int] = None
@@ -43,12 +50,46 @@ class DecodeConfig:
     """``beam``: hypotheses kept per sentence."""
     length_penalty: float = 1.0
     """``beam``: hypotheses are ranked by log p / length^length_penalty (0: raw log p)."""
+    max_new_tokens: Optional[int] = None
+    """Hugging Face's name for ``max_length``: with no prompt, the tokens generated are the whole
+    sentence. Give either (both only with the same value); after checking, both hold the limit."""
+    min_length: int = 0
+    """EOS is forbidden until the sentence has this many tokens (0: off)."""
+    repetition_penalty: float = 1.0
+    """The logit of a token the sentence already holds is divided by this where positive and
+    multiplied by it where negative (CTRL's rule; > 1 discourages repeats; 1: off)."""
+    no_repeat_ngram_size: int = 0
+    """A token that would complete an n-gram of this size already in the sentence is banned
+    (0: off; 1: no token twice)."""
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ConfigError(f"unknown decoding method {self.method!r}; choose one of {', '.join(METHODS)}.")
-        if self.max_length is not None and self.max_length < 1:
-            raise ConfigError(f"max_length must be >= 1, got {self.max_length}.")
+        for name in ("max_length", "max_new_tokens", "min_length", "no_repeat_ngram_size"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ConfigError(f"{name} must be a whole number of tokens, got {value!r}.")
+        for name in ("max_length", "max_new_tokens"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)} (it counts the tokens of a "
+                                  "sentence, EOS excluded; leave it unset for the model's default).")
+        if None not in (self.max_length, self.max_new_tokens) and self.max_length != self.max_new_tokens:
+            raise ConfigError(f"max_length={self.max_length} and max_new_tokens={self.max_new_tokens} disagree: "
+                              "with no prompt both are the most tokens per sentence; give only one of them.")
+        # One limit under two names: whichever was given, both read it.
+        self.max_length = self.max_new_tokens = self.max_length or self.max_new_tokens
+        if self.min_length < 0:
+            raise ConfigError(f"min_length must be >= 0 (0: off), got {self.min_length}.")
+        if self.max_length is not None and self.min_length > self.max_length:
+            raise ConfigError(f"min_length={self.min_length} is more than the length limit "
+                              f"max_new_tokens={self.max_length}, so no sentence could end with EOS; lower "
+                              "min_length or raise max_new_tokens.")
+        if not (isinstance(self.repetition_penalty, (int, float)) and 0 < self.repetition_penalty < float("inf")):
+            raise ConfigError(f"repetition_penalty must be a number > 0 (1: off; 1.2 is a common choice to "
+                              f"discourage repeats), got {self.repetition_penalty!r}.")
+        if self.no_repeat_ngram_size < 0:
+            raise ConfigError(f"no_repeat_ngram_size must be >= 0 (0: off; 3 forbids repeating any 3 "
+                              f"consecutive tokens), got {self.no_repeat_ngram_size}.")
         if not self.temperature > 0:
             raise ConfigError(f"temperature must be > 0, got {self.temperature} (for the most likely token "
                                 "at each step use method greedy).")
@@ -76,7 +117,14 @@ def decode_config(base: Optional[DecodeConfig] = None, **options: Any) -> Decode
             close = difflib.get_close_matches(key, names, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ConfigError(f"unknown decoding option {key!r}.{hint} Options: {', '.join(names)}.")
-    return dataclasses.replace(base or DecodeConfig(), **options)
+    base = base or DecodeConfig()
+    if LENGTH_NAMES & options.keys():
+        # One limit under two names: a value given under either replaces the base's.
+        base = dataclasses.replace(base, max_length=None, max_new_tokens=None)
+    return dataclasses.replace(base, **options)
+
+
+LENGTH_NAMES = {"max_length", "max_new_tokens"}
 
 
 @dataclass
@@ -86,7 +134,7 @@ class DecodeOutput:
     sequences: list[list[int]]
     """Token ids per row, EOS excluded."""
     finished: Tensor
-    """(R,) bool: the row emitted EOS (False: stopped at max_length)."""
+    """(R,) bool: the row emitted EOS (False: stopped at the length limit)."""
     log_probs: Tensor
     """(R,) fp32 sum of log p(token | prefix, z) under the model (before temperature/filters),
     EOS included when emitted."""
@@ -103,7 +151,8 @@ class Hypothesis:
     tokens: list[int]
     """Token ids, EOS excluded."""
     score: float
-    """log_prob / length^length_penalty, the ranking key."""
+    """The ranking key: the searched log-probability / length^length_penalty, where the searched
+    log-probability is ``log_prob`` except under a repetition penalty (then the penalized one)."""
     log_prob: float
     """Sum of the model's token log-probabilities (EOS included when finished)."""
     finished: bool
@@ -154,11 +203,6 @@ def _step(decoder: nn.Module, tokens: Tensor, z: Optional[Tensor], state: Any) -
     return decoder.project(hidden[:, -1]).float(), state
 
 
-def _ban(logits: Tensor, banned: tuple[int, ...]) -> Tensor:
-    # PAD and BOS are never training targets; emitting one would only produce garbage text.
-    return logits.index_fill(-1, torch.tensor(banned, device=logits.device), float("-inf")) if banned else logits
-
-
 @torch.no_grad()
 def decode_tokens(decoder: nn.Module, z: Optional[Tensor], num: int, vocab: VocabSpec, cfg: DecodeConfig,
                   max_length: int, generator: Optional[torch.Generator] = None,
@@ -168,8 +212,9 @@ def decode_tokens(decoder: nn.Module, z: Optional[Tensor], num: int, vocab: Voca
     Args:
         decoder: a decoder with the interface described in this module's docstring.
         z: (num, D) latents, or None for a language model.
-        cfg: ``method`` greedy or sample (and its temperature/top-k/top-p).
-        max_length: most tokens per row, EOS excluded.
+        cfg: ``method`` greedy or sample (and its temperature/top-k/top-p), and the rules
+            ``min_length``, ``repetition_penalty``, ``no_repeat_ngram_size``.
+        max_length: most tokens per row, EOS excluded (the caller resolves ``cfg``'s limit).
         generator: RNG for sampling (the global one when None).
         keep_logits: also return the raw logits of every step (tests, analysis).
     """
@@ -177,7 +222,7 @@ def decode_tokens(decoder: nn.Module, z: Optional[Tensor], num: int, vocab: Voca
         raise ConfigError(f"decode_tokens does greedy or sample, not {cfg.method!r}; use beam_search.")
     choose = CHOICES[cfg.method]
     device = _device(decoder)
-    banned = tuple(sorted({vocab.pad_id, vocab.bos_id} - {vocab.eos_id}))
+    rules = StepRules.build(vocab, device, cfg.min_length, cfg.repetition_penalty, cfg.no_repeat_ngram_size)
     seqs = torch.full((num, max_length), vocab.pad_id, dtype=torch.long, device=device)
     token_lp = torch.zeros(num, max_length, device=device)
     all_logits = None
@@ -192,7 +237,8 @@ def decode_tokens(decoder: nn.Module, z: Optional[Tensor], num: int, vocab: Voca
             if all_logits is None:
                 all_logits = torch.zeros(num, max_length, logits.shape[-1], device=device)
             all_logits[rows, t] = logits
-        tokens = choose(_ban(logits, banned), cfg, generator)
+        held = seqs[rows, :t] if rules.uses_history else None  # (R, t) what each running row generated
+        tokens = choose(rules.scores(logits, t, held), cfg, generator)
         token_lp[rows, t] = logits.log_softmax(-1).gather(1, tokens.unsqueeze(1)).squeeze(1)
         seqs[rows, t] = tokens
         is_eos = tokens == vocab.eos_id
@@ -212,7 +258,8 @@ def decode_tokens(decoder: nn.Module, z: Optional[Tensor], num: int, vocab: Voca
 
 @torch.no_grad()
 def beam_search(decoder: nn.Module, z: Optional[Tensor], num: int, vocab: VocabSpec, beam_size: int,
-                max_length: int, length_penalty: float = 1.0) -> list[list[Hypothesis]]:
+                max_length: int, length_penalty: float = 1.0, *, min_length: int = 0,
+                repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0) -> list[list[Hypothesis]]:
     """Batched beam search: up to ``beam_size`` hypotheses per row, best first.
 
     A row stops once ``beam_size`` hypotheses have ended with EOS (fairseq's rule; with
@@ -220,18 +267,25 @@ def beam_search(decoder: nn.Module, z: Optional[Tensor], num: int, vocab: VocabS
     ``max_length`` are returned too, marked unfinished. The ranking score is
     log p / length^length_penalty with length = tokens + 1 for the EOS.
 
+    ``min_length``, ``repetition_penalty`` and ``no_repeat_ngram_size`` are the DecodeConfig
+    rules, applied per hypothesis: bans remove candidates, and under a repetition penalty the
+    search ranks by the log-softmax of the penalized logits (as greedy and sampling choose by
+    them), while ``log_prob`` stays the model's.
+
     Args:
         z: (num, D) latents, or None for a language model.
     Returns:
         for each row, its hypotheses sorted by score, best first.
     """
     device, k = _device(decoder), beam_size
-    banned = tuple(sorted({vocab.pad_id, vocab.bos_id} - {vocab.eos_id}))
+    rules = StepRules.build(vocab, device, min_length, repetition_penalty, no_repeat_ngram_size)
+    penalized = repetition_penalty != 1.0
     alive = torch.arange(num, device=device)  # original row of each running sentence, (A,)
     zz = z.repeat_interleave(k, dim=0) if z is not None else None  # (A·K, D)
     tokens = torch.full((num * k,), vocab.bos_id, dtype=torch.long, device=device)
     cum = torch.zeros(num, k, device=device)
     cum[:, 1:] = float("-inf")  # all beams start identical: expand only the first at step 0
+    model_cum = cum.clone()  # the model's log p of each beam (cum: the searched, penalized one)
     history = torch.zeros(num, k, 0, dtype=torch.long, device=device)
     results: list[list[Hypothesis]] = [[] for _ in range(num)]
 
@@ -241,11 +295,15 @@ def beam_search(decoder: nn.Module, z: Optional[Tensor], num: int, vocab: VocabS
     state = None
     for t in range(max_length if num else 0):
         logits, state = _step(decoder, tokens, zz, state)
-        logp = _ban(logits.log_softmax(-1), banned)  # (A·K, V) the model's log-probs, PAD/BOS excluded
-        a, v = alive.numel(), logp.shape[-1]
+        a, v = alive.numel(), logits.shape[-1]
+        held = history.reshape(a * k, t) if rules.uses_history else None
+        # (A·K, V) the log-probs searched: the model's (penalized), −inf where a rule bans the token
+        logp = rules.scores(logits, t, held, log_probs=True)
         cand = (cum.unsqueeze(2) + logp.view(a, k, v)).view(a, k * v)
         # 2K candidates always hold K that are not EOS (each beam has one EOS continuation).
         top, idx = cand.topk(min(2 * k, k * v), dim=1)  # (A, C)
+        model_top = top if not penalized else (
+            model_cum.unsqueeze(2) + logits.log_softmax(-1).view(a, k, v)).view(a, k * v).gather(1, idx)
         beam, tok = idx // v, idx % v
         is_eos = tok == vocab.eos_id
         rank = torch.arange(top.shape[1], device=device).expand_as(top)
@@ -253,10 +311,11 @@ def beam_search(decoder: nn.Module, z: Optional[Tensor], num: int, vocab: VocabS
         for ai, j in (is_eos & (rank < k) & top.isfinite()).nonzero().tolist():
             row = results[int(alive[ai])]
             if len(row) < k:
-                lp = top[ai, j].item()
-                row.append(Hypothesis(history[ai, beam[ai, j]].tolist(), score(lp, t + 1), lp, True))
+                row.append(Hypothesis(history[ai, beam[ai, j]].tolist(), score(top[ai, j].item(), t + 1),
+                                      model_top[ai, j].item(), True))
         order = (is_eos.long() * top.shape[1] + rank).argsort(dim=1)[:, :k]  # first K non-EOS
         beam, tok, cum = beam.gather(1, order), tok.gather(1, order), top.gather(1, order)
+        model_cum = model_top.gather(1, order)
         history = torch.cat([history.gather(1, beam.unsqueeze(2).expand(-1, -1, t)), tok.unsqueeze(2)], dim=2)
         if t == max_length - 1:
             # Out of length: the best running beams of unfinished rows are results too.
@@ -264,8 +323,8 @@ def beam_search(decoder: nn.Module, z: Optional[Tensor], num: int, vocab: VocabS
                 for j in range(k):
                     if len(results[r]) >= k or not torch.isfinite(cum[ai, j]):
                         break
-                    lp = cum[ai, j].item()
-                    results[r].append(Hypothesis(history[ai, j].tolist(), score(lp, max_length), lp, False))
+                    results[r].append(Hypothesis(history[ai, j].tolist(), score(cum[ai, j].item(), max_length),
+                                                 model_cum[ai, j].item(), False))
             break
         keep = torch.tensor([len(results[r]) < k for r in alive.tolist()], device=device).nonzero().squeeze(1)
         if keep.numel() == 0:
@@ -274,7 +333,7 @@ def beam_search(decoder: nn.Module, z: Optional[Tensor], num: int, vocab: VocabS
         state = decoder.reorder_state(state, flat)
         zz = zz[flat] if zz is not None else None
         tokens = tok[keep].view(-1)
-        alive, cum, history = alive[keep], cum[keep], history[keep]
+        alive, cum, model_cum, history = alive[keep], cum[keep], model_cum[keep], history[keep]
     return [sorted(row, key=lambda h: h.score, reverse=True) for row in results]
 
 
@@ -291,8 +350,9 @@ def decode(decoder: nn.Module, z: Optional[Tensor], num: int, vocab: VocabSpec, 
 
 def _decode_beam(decoder: nn.Module, z: Optional[Tensor], num: int, vocab: VocabSpec, cfg: DecodeConfig,
                  max_length: int, generator: Optional[torch.Generator]) -> list[list[int]]:
-    return [hyps[0].tokens for hyps in beam_search(decoder, z, num, vocab, cfg.beam_size, max_length,
-                                                   cfg.length_penalty)]
+    return [hyps[0].tokens if hyps else [] for hyps in beam_search(
+        decoder, z, num, vocab, cfg.beam_size, max_length, cfg.length_penalty, min_length=cfg.min_length,
+        repetition_penalty=cfg.repetition_penalty, no_repeat_ngram_size=cfg.no_repeat_ngram_size)]
 
 
 def _decode_stepwise(decoder: nn.Module, z: Optional[Tensor], num: int, vocab: VocabSpec, cfg: DecodeConfig,

@@ -145,7 +145,12 @@ def require_encoder(model: "TextVAE") -> None:
 @torch.no_grad()
 def encode_ids(model: "TextVAE", ids: list[list[int]], use: Use = "mean", batch_size: int = 64,
                generator: Optional[torch.Generator] = None, progress: bool = False) -> Tensor:
-    """Latents of tokenized sentences: μ of q(z|x), or one sample from it. → (N, D) fp32 CPU."""
+    """Latents of tokenized sentences: μ of q(z|x), or one sample from it. → (N, D) fp32 CPU.
+
+    With short-run inference (``model.inference`` langevin or amortized+langevin) q is the Gaussian
+    fitted to each sentence's short-run samples, so ``mean`` is the mean of those samples; their
+    chains draw from ``generator`` (None: a fixed seed, so the same batch encodes the same way).
+    """
     if use not in ("mean", "sample"):
         raise ConfigError(f"use must be 'mean' or 'sample', got {use!r}.")
     if batch_size < 1:
@@ -160,7 +165,7 @@ def encode_ids(model: "TextVAE", ids: list[list[int]], use: Use = "mean", batch_
     with eval_mode(model):
         for start in starts:
             batch = collate([{"ids": x} for x in ids[start:start + batch_size]]).to(model.device)
-            mu, logvar = model.posterior(batch.ids, batch.lengths)
+            mu, logvar = model.posterior(batch.ids, batch.lengths, generator)  # short-run: the fitted Gaussian
             z = sample_gaussian(mu, logvar, generator) if use == "sample" else mu
             out.append(z.float().cpu())
     return torch.cat(out)

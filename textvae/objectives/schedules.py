@@ -34,6 +34,13 @@ def _cyclical(cfg: KLScheduleConfig, step: int, max_steps: int) -> float:
 SCHEDULES = {"constant": _constant, "linear": _linear, "logistic": _logistic, "cyclical": _cyclical}
 
 
+def warmup_end(cfg: KLScheduleConfig, max_steps: int) -> int:
+    """The step from which β_t stays at its final value: 0 (constant), ``warmup_steps`` (linear,
+    logistic), ``max_steps`` (cyclical: every cycle ramps again). Until then a worse validation
+    −ELBO is the schedule at work, not overfitting, so ``train.patience`` does not count it."""
+    return {"constant": 0, "linear": cfg.warmup_steps, "logistic": cfg.warmup_steps}.get(cfg.kind, max_steps)
+
+
 def kl_beta(cfg: KLScheduleConfig, step: int, max_steps: int) -> float:
     """β_t at optimizer step ``step`` (0-based) of a run of ``max_steps`` steps."""
     return SCHEDULES[cfg.kind](cfg, step, max_steps)

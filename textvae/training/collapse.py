@@ -20,8 +20,8 @@ def collapsed(metrics: Mapping[str, Any]) -> bool:
 
 def collapse_warning(metrics: Mapping[str, Any], recipe: Any = None) -> Optional[str]:
     """A one-paragraph warning when ``metrics`` show collapse, naming the keys that help; else None."""
-    if not collapsed(metrics):
-        return None
+    if not collapsed(metrics) or (recipe is not None and recipe.model.mode == "lm"):
+        return None  # a language model has no latent to collapse (its au/mi are zeros by construction)
     dims = f" of {recipe.model.latent_dim}" if recipe is not None else ""
     return (f"warning: posterior collapse: at validation 0{dims} latent units are active (AU) and the "
             f"mutual information is {metrics['mi']:.3f} nats (KL {metrics.get('kl', float('nan')):.3f}), so the "

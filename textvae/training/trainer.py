@@ -4,7 +4,8 @@ Reads top to bottom like a torchtune recipe. What a run directory may hold and w
 when it cannot be used lives in :mod:`textvae.training.runs`; signals in
 :mod:`textvae.training.signals`; the resumable counters in :mod:`textvae.training.state`; the
 rules of aggressive inference-network training (``objective.aggressive``: encoder-only updates
-before each decoder update) in :mod:`textvae.training.aggressive`.
+before each decoder update) in :mod:`textvae.training.aggressive`; the Langevin chains' noise
+stream and terms (short-run inference, energy-based prior) in :mod:`textvae.training.chains`.
 
 Under torchrun (``textvae train --nproc N``) the same loop runs on every rank with
 DistributedDataParallel: ``train.batch_size`` is the global batch, rank 0 logs and writes while
@@ -34,10 +35,12 @@ from textvae.data import LengthBucketSampler
 from textvae.evaluation.report import write_report
 from textvae.evaluation.validation import validate
 from textvae.inference.api import TextVAE
+from textvae.inference.generation_config import GenerationDefaults
 from textvae.modeling import VocabSpec
-from textvae.objectives import LossTerms, infovae_loss, kl_beta
+from textvae.objectives import LossTerms, infovae_loss, kl_beta, warmup_end
 from textvae.training.aggressive import end_message, mi_rose, run_inner_loop, split_parameters
 from textvae.training.builders import make_loaders, make_optimizer, prepare_data
+from textvae.training.chains import chain_generator, chain_terms, refuse_data_parallel
 from textvae.training.checkpoint import (checkpoint_dirs, clean_leftovers, load_checkpoint, rng_state,
                                          save_checkpoint, set_rng_state, write_model_dir)
 from textvae.training.collapse import collapse_warning
@@ -96,6 +99,7 @@ class Trainer:
                 "objective.aggressive.enabled=true is not supported with --nproc > 1 (each process would "
                 "stop its encoder-only updates after its own number of them, and DDP needs every process to "
                 "run the same backward passes); train it in one process.")
+        refuse_data_parallel(recipe, self.replicas)
         self.local_batch = local_batch_size(recipe.train.batch_size, self.replicas.world_size)
         self.device = init_process_group(self.replicas, resolve_device(recipe.train.device))
         # Before the run directory is touched: a precision this CPU cannot run well stops here.
@@ -137,13 +141,16 @@ class Trainer:
         vocab = VocabSpec(self.tokenizer.vocab_size, self.tokenizer.pad_id, self.tokenizer.bos_id,
                           self.tokenizer.eos_id, self.tokenizer.unk_id)
 
-        self.model = TextVAE(r.model, vocab, self.tokenizer).to(self.device)
+        # The model records the training data's longest sentence as its default decoding limit.
+        self.model = TextVAE(r.model, vocab, self.tokenizer,
+                             GenerationDefaults.from_data_stats(self.data_stats)).to(self.device)
         if source is not None:
             load_init(self.model, source, cfg, self._say)
         self.optimizer = make_optimizer(self.model, cfg)
         on_main(self.replicas, lambda: check_free_space(self.run_dir, self.model, r))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_multiplier(cfg))
         self.scaler = self.precision.grad_scaler()
+        self.chain_generator = chain_generator(r, self.device, self.replicas.rank)
         self.train_loader, self.valid_loader = make_loaders(self.corpus, self.tokenizer, cfg, self.replicas,
                                                             self.local_batch, self.device)
         if restored is not None:
@@ -182,6 +189,8 @@ class Trainer:
         state = {**self.state.to_dict(), "numerics": {**numerics(), "precision": precision_used(self.precision, self.recipe)},
                  "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                  "scaler": self.scaler.state_dict(), "rng": rng_state()}
+        if self.chain_generator is not None:
+            state["chain_rng"] = self.chain_generator.get_state()
         if self.replicas.enabled:
             state["rng_by_rank"] = all_gather_object(state["rng"], self.replicas)
         return state
@@ -200,6 +209,8 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         self.state = TrainerState.from_dict(state)
         set_rng_state(state.get("rng_by_rank", [state["rng"]])[self.replicas.rank])
+        if self.chain_generator is not None and "chain_rng" in state:
+            self.chain_generator.set_state(state["chain_rng"])
 
     # ================================================================== the loop
 
@@ -290,7 +301,7 @@ class Trainer:
                     if s.step % save_every == 0 or stop_early or stop_signal:
                         self.save_checkpoint()
                     if stop_early:
-                        self._say(f"early stop at step {s.step}: no better validation loss in "
+                        self._say(f"early stop at step {s.step}: no better validation {cfg.monitor} in "
                                   f"{cfg.patience} evaluations.")
                         break
                     if stop_signal:
@@ -351,10 +362,12 @@ class Trainer:
         for i, batch in enumerate(micro):
             with self._grad_sync(last=i == len(micro) - 1):
                 with self.precision.autocast():
-                    out = self.train_model(batch.ids, batch.lengths, word_dropout=r.objective.word_dropout)
+                    chains = {} if self.chain_generator is None else {"chain_generator": self.chain_generator}
+                    out = self.train_model(batch.ids, batch.lengths, word_dropout=r.objective.word_dropout, **chains)
                 mmd_z, prior_z = global_mmd_samples(out.z, [row[i] for row in sizes], self.replicas)
                 terms = infovae_loss(out.rec, out.n_tokens, out.mu, out.logvar, out.z, r.objective, beta,
-                                     prior_z=prior_z, mmd_z=mmd_z)
+                                     prior_z=prior_z if out.prior_z is None else out.prior_z, mmd_z=mmd_z,
+                                     **chain_terms(out))
                 # Divide by the step's sentence count last: the gradient is the mean over every
                 # sentence of the step, whatever the micro-batch sizes. Under DDP the count is the
                 # global one and × world undoes DDP's average over ranks, so the ranks' gradients
@@ -408,8 +421,9 @@ class Trainer:
         metrics = on_main(self.replicas, lambda: validate(
             self.model, self.valid_loader, self.recipe.objective, self.device, self.precision.autocast(),
             self.recipe.train.eval_batches, seed=self.recipe.train.seed))
-        shown = [f"{k} {metrics[k]:.3f}" for k in ("loss", "rec", "kl", "mmd", "mi") if k in metrics]
-        if "au" in metrics:
+        keys = ("loss", "rec", "kl", "mmd", "mi") if self.model.is_vae else ("loss",)  # an LM: its NLL
+        shown = [f"{k} {metrics[k]:.3f}" for k in keys if k in metrics]
+        if "au" in metrics and self.model.is_vae:
             shown.append(f"au {metrics['au']}")
         self._say(f"step {self.state.step} validation: " + "  ".join(shown))
         warning = collapse_warning(metrics, self.recipe)
@@ -419,13 +433,15 @@ class Trainer:
         return metrics
 
     def _track_best(self, metrics: dict[str, float]) -> bool:
-        """Keep the best model by validation loss; True when patience has run out."""
+        """Keep the best model by the validation ``train.monitor``; True when patience has run out."""
         s = self.state
-        if metrics["loss"] < s.best_loss:
-            s.best_loss, s.bad_evals = metrics["loss"], 0
+        value = metrics[self.recipe.train.monitor]
+        if value < s.best_loss:
+            s.best_loss, s.bad_evals = value, 0
             on_main(self.replicas, lambda: self._write_model(BEST_DIR))
             return False
-        s.bad_evals += 1
+        if s.step >= warmup_end(self.recipe.objective.kl_schedule, self.recipe.train.max_steps):
+            s.bad_evals += 1
         patience = self.recipe.train.patience
         return patience is not None and s.bad_evals >= patience
 

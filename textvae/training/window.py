@@ -16,6 +16,8 @@ class LogWindow:
     when logging, so a step costs no host sync."""
 
     KEYS = ("loss", "rec", "kl", "mmd")
+    OPTIONAL_KEYS = ("rec_encoder", "energy")
+    """Logged only by the models that have them (``amortized+langevin``; an energy-based prior)."""
 
     def __init__(self) -> None:
         self.sums = Sums()
@@ -23,6 +25,7 @@ class LogWindow:
     def add(self, terms_list: list[LossTerms]) -> None:
         for t in terms_list:
             self.sums.add(**{key: getattr(t, key).detach() for key in self.KEYS})
+            self.sums.add(**{key: getattr(t, key) for key in self.OPTIONAL_KEYS if getattr(t, key) is not None})
             self.sums.add(tokens=t.n_tokens, sentences=t.n_sentences)
 
     def flush(self, elapsed: float, replicas: Replicas = Replicas(), mmd_weight: float = 0.0) -> dict[str, float]:
@@ -35,13 +38,14 @@ class LogWindow:
         """
         row: dict[str, float] = {"elapsed": elapsed}
         if "sentences" in self.sums:  # the same on every rank: skipped steps are skipped everywhere
-            keys = self.KEYS + ("tokens", "sentences")
+            means = self.KEYS + tuple(k for k in self.OPTIONAL_KEYS if k in self.sums)
+            keys = means + ("tokens", "sentences")
             device = self.sums.raw("rec").device
             local = torch.stack([torch.as_tensor(self.sums.raw(k), device=device).to(torch.float64) for k in keys])
             sums = dict(zip(keys, all_reduce_sum(local, replicas).tolist()))
             sums["loss"] -= (replicas.world_size - 1) * mmd_weight * sums["mmd"]
             n = sums["sentences"]
-            row.update({k: sums[k] / n for k in self.KEYS})
+            row.update({k: sums[k] / n for k in means})
             row["tokens"] = int(sums["tokens"])
             row["ppl_rec"] = math.exp(min(sums["rec"] / max(row["tokens"], 1), 50.0))
         self.sums.reset()

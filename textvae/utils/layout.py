@@ -2,7 +2,8 @@
 
     runs/qs/
       recipe.yaml                    marks a run directory
-      model/  best/                  model directories (config.json + model.safetensors + tokenizer/)
+      model/  best/                  model directories (config.json + model.safetensors + tokenizer/
+                                     + generation_config.json)
       checkpoints/step-NNNNNNNN/     model directories with a trainer state
 
 Plain paths and file headers only (no torch, no training imports), so that
@@ -25,6 +26,8 @@ CHECKPOINT_PREFIX = "step-"
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 TOKENIZER_DIR = "tokenizer"
+GENERATION_CONFIG_NAME = "generation_config.json"
+"""Decoding defaults of a model directory (:mod:`textvae.inference.generation_config`); optional."""
 _STEP_NAME = re.compile(rf"^{CHECKPOINT_PREFIX}(\d+)$")
 
 
@@ -55,8 +58,8 @@ def step_checkpoints(run_dir: Path) -> list[Path]:
 
 def looks_intact(model_dir: Path) -> bool:
     """Whether a model directory's files are whole: config.json is a JSON object and the
-    safetensors header is complete and accounts for the file's exact size, and the tokenizer's
-    JSON files parse.
+    safetensors header is complete and accounts for the file's exact size, generation_config.json
+    (where there is one) is a JSON object, and the tokenizer's JSON files parse.
 
     Reads a few kilobytes, not the weights: it catches missing, truncated and garbled files,
     not a changed byte inside the tensors (a checkpoint's trainer state records their SHA-256).
@@ -75,6 +78,9 @@ def looks_intact(model_dir: Path) -> bool:
             header = json.loads(fh.read(header_len))
         ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
         if 8 + header_len + max(ends, default=0) != size:
+            return False
+        generation = model_dir / GENERATION_CONFIG_NAME
+        if generation.exists() and not isinstance(json.loads(generation.read_text(encoding="utf-8")), dict):
             return False
         tokenizer = model_dir / TOKENIZER_DIR
         if tokenizer.is_dir():  # its JSON files parse (tokenizer_config.json at least)
