@@ -176,8 +176,8 @@ def budget(directory: Path, monitor: str) -> dict:
     rows = [json.loads(line) for line in (directory / "metrics.jsonl").read_text().splitlines() if line.strip()]
     valid = [r for r in rows if r.get("split") == "valid"]
     best = min(valid, key=lambda r: r[monitor])
-    summary = json.loads((directory / "summary.json").read_text())
-    steps = summary["step"]
+    summary = directory / "summary.json"  # absent while a run is unfinished (--partial)
+    steps = json.loads(summary.read_text())["step"] if summary.is_file() else rows[-1]["step"]
     return {"steps": steps, "best_step": best["step"], f"best_valid_{monitor}": best[monitor],
             "epochs": round(steps * 32 / TRAIN_SENTENCES, 2), "best_epoch": round(best["step"] * 32 / TRAIN_SENTENCES, 2),
             "valid_curve": [[r["step"], round(r[monitor], 3)] for r in valid]}
@@ -199,7 +199,7 @@ def record(args: argparse.Namespace, name: str, metrics: dict) -> dict:
     recipe, overrides, what = entry(name)
     monitor = "loss" if "train.monitor=loss" in overrides else "neg_elbo"
     times = times_of(directory)
-    if not times["train_seconds"]:  # trained by hand with the same command: the trainer's own clock
+    if not times["train_seconds"] and (directory / "summary.json").is_file():  # trained by hand: its own clock
         times["train_seconds"] = [json.loads((directory / "summary.json").read_text())["seconds"]]
     keep = ("iw_nll", "ppl", "neg_elbo", "rec", "kl", "mi", "mi_full", "au", "mmd", "bleu", "exact_match",
             "iw_gap", "distinct_1", "distinct_2", "self_bleu", "n_sentences", "n_tokens", "iw_samples", "precision",
@@ -286,6 +286,12 @@ def render(results: dict) -> None:
         out += table(sweep, lm)
         out += ["", "| entry | settings |", "|---|---|"]
         out += [f"| {n} | `{r['recipe']}` {' '.join(r['overrides']) or '(as shipped)'} |" for n, r in sweep.items()]
+    if results.get("progress"):
+        out += ["", "## Runs in progress (not converged: stopped at the session's end, best validation so far)", "",
+                "Evaluated with `--partial`: the same rule, stopped before it ended; not table rows. The "
+                "validation curves (step, −ELBO) are in the JSON.", ""]
+        out += table(results["progress"], lm if lm is not None else results["progress"].get("lm", {}).get(
+            "metrics", {}).get("iw_nll"))
     for name, a in results.get("ablations", {}).items():
         m = a["metrics"]
         out += ["", f"**{name}** ({a['what']}): test NLL {m['iw_nll']:.2f} (PPL {m['ppl']:.1f}) at its best "
@@ -331,6 +337,9 @@ def main() -> None:
     p.add_argument("--eval-sentences", type=int, help="evaluate the first N test sentences (sweep only)")
     p.add_argument("--train-only", action="store_true", help="train, do not evaluate yet")
     p.add_argument("--note", default="", help="a timing caveat recorded with these rows (e.g. what else ran)")
+    p.add_argument("--partial", action="store_true",
+                   help="do not train: evaluate the best/ model of these unfinished runs and record it under "
+                        "'progress' (not converged, not a table row), with the step reached")
     p.add_argument("--render", action="store_true", help="only rewrite the .md and .png from the JSON")
     p.add_argument("--list", action="store_true")
     args = p.parse_args()
@@ -341,12 +350,17 @@ def main() -> None:
                      "trained" if finished(run_dir(args, name)) else "—")
             print(f"{name:24s} {state:9s} {entry(name)[2]}")
         return
-    if args.eval_sentences and any(n in ROWS for n in args.names):
+    if args.eval_sentences and not args.partial and any(n in ROWS for n in args.names):
         raise SystemExit("--eval-sentences is for sweep entries: table rows use the whole test split.")
     for name in args.names:
         entry(name)  # every name checked before hours of work
     print(f"machine: {cpu_description()}", flush=True)
-    for name in args.names:
+    for name in args.names if args.partial else []:
+        row = record(args, name, evaluate_row(args, name))
+        results = load_results()
+        results.setdefault("progress", {})[name] = row
+        save_results(results)
+    for name in [] if args.partial else args.names:
         train_row(args, name)
         if args.train_only or name in STAGES:
             continue

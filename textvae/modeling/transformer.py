@@ -35,6 +35,7 @@ from transformers import BertConfig, BertModel, DynamicCache, GPT2Config, GPT2LM
 from textvae.config import DecoderConfig, EncoderConfig, ModelConfig
 from textvae.errors import ModelError
 from textvae.modeling.outputs import VocabSpec
+from textvae.utils.packages import resolve_package_path
 
 
 # --------------------------------------------------------------------------- pretrained loading
@@ -45,12 +46,13 @@ def load_pretrained(model_class: type[PreTrainedModel], name: str, key: str, **o
 
     Args:
         model_class: e.g. ``BertModel`` or ``GPT2LMHeadModel``.
-        name: a local directory or a hub name.
+        name: a local directory, a hub name, or ``package:<module>/<dir>`` (an installed package's folder).
         key: the recipe key that named it (for the message), e.g. ``model.decoder.pretrained``.
         overrides: config attributes to override (dropout rates).
     """
+    path = resolve_package_path(name, key)  # ConfigError (a ValueError) before the try on purpose
     try:
-        return model_class.from_pretrained(name, **overrides)
+        return model_class.from_pretrained(path, **overrides)
     except (OSError, ValueError, KeyError) as err:
         raise ModelError(
             f"Could not load {key}={name!r} as a {model_class.__name__} ({type(err).__name__}: {err}). "
