@@ -3,14 +3,15 @@ from typing import Optional
 import pytest
 import torch
 
-from textvae.config import DecoderConfig, EncoderConfig, ModelConfig
 from textvae.inference.decoding import (DecodeConfig, beam_search, decode, decode_config, decode_tokens,
                                         filter_logits)
 from textvae import TextVAE
-from textvae.modeling import VocabSpec
 from textvae.errors import ConfigError
 
-VOCAB = VocabSpec(vocab_size=30, pad_id=0, bos_id=1, eos_id=2, unk_id=3)
+from tests.helpers import DECODE_VOCAB, decode_latents, random_decoder_model
+
+VOCAB = DECODE_VOCAB
+latents = decode_latents
 MAX_LEN = 10
 
 DECODERS = {
@@ -25,37 +26,8 @@ DECODERS = {
 
 
 def tiny(decoder: str, mode: str = "vae", eos: Optional[float] = None, seed: int = 0) -> TextVAE:
-    """A random model with z-dependent paths and EOS at varied steps.
-
-    Large random decoder weights make z and the prefix matter, as in a trained model. EOS is the
-    clear favourite exactly when hidden unit 0 beats units 1-3 (about one step in four), a
-    deterministic function of the state, so sentences end at different lengths; ``eos`` instead
-    adds a constant to the EOS logit (±1e4: always / never).
-    """
-    torch.manual_seed(seed)
-    cfg = ModelConfig(mode=mode, latent_dim=4, max_positions=16, encoder=EncoderConfig(embed_dim=8, hidden_dim=8),
-                      decoder=DecoderConfig(**DECODERS[decoder]))
-    model = TextVAE(cfg, VOCAB).eval()
-    with torch.no_grad():
-        for p in model.decoder.parameters():
-            p.normal_(0.0, 0.5)
-    project = model.decoder.project
-
-    def project_with_eos(hidden: torch.Tensor) -> torch.Tensor:
-        logits = project(hidden).clone()
-        if eos is not None:
-            logits[..., VOCAB.eos_id] += eos
-        else:
-            wins = hidden[..., 0] > hidden[..., 1:4].amax(-1)
-            logits[..., VOCAB.eos_id] = logits.amax(-1) + torch.where(wins, 3.0, -3.0)
-        return logits
-
-    model.decoder.project = project_with_eos  # an instance attribute: decoding and the tests both see it
-    return model
-
-
-def latents(n: int = 6, seed: int = 1) -> torch.Tensor:
-    return torch.randn(n, 4, generator=torch.Generator().manual_seed(seed)) * 3
+    """The random model of tests/helpers.py with decoder ``DECODERS[decoder]``; EOS at varied steps."""
+    return random_decoder_model(DECODERS[decoder], mode=mode, eos=eos, seed=seed)
 
 
 def full_prefix_logits(model: TextVAE, tokens: list[int], z: torch.Tensor) -> torch.Tensor:

@@ -6,13 +6,14 @@ import torch
 
 from textvae import TextVAE
 from textvae.cli import main
-from textvae.config import DecoderConfig, EncoderConfig, ModelConfig
 from textvae.errors import ConfigError
 from textvae.inference.decoding import DecodeConfig, beam_search, decode, decode_config, decode_tokens
 from textvae.inference.logits_processing import StepRules, apply_repetition_penalty, repeated_ngram_mask
-from textvae.modeling import VocabSpec
 
-VOCAB = VocabSpec(vocab_size=30, pad_id=0, bos_id=1, eos_id=2, unk_id=3)
+from tests.helpers import DECODE_VOCAB, decode_latents, random_decoder_model
+
+VOCAB = DECODE_VOCAB
+latents = decode_latents
 INF = float("-inf")
 DECODERS = {
     "lstm": {"embed_dim": 8, "hidden_dim": 12, "num_layers": 2},
@@ -24,28 +25,9 @@ REPETITIVE = ["one two three one two three one two", "red fish blue fish red fis
 
 
 def random_model(decoder: str = "lstm", eos: float = 0.0, seed: int = 0) -> TextVAE:
-    """Random decoder weights large enough that z and the prefix matter; ``eos`` is added to the
-    EOS logit (−1e4: sentences run to the limit; 1e4: EOS always wins)."""
-    torch.manual_seed(seed)
-    cfg = ModelConfig(latent_dim=4, max_positions=32, encoder=EncoderConfig(embed_dim=8, hidden_dim=8),
-                      decoder=DecoderConfig(**DECODERS[decoder]))
-    model = TextVAE(cfg, VOCAB).eval()
-    with torch.no_grad():
-        for p in model.decoder.parameters():
-            p.normal_(0.0, 0.5)
-    project = model.decoder.project
-
-    def shifted(hidden: torch.Tensor) -> torch.Tensor:
-        logits = project(hidden).clone()
-        logits[..., VOCAB.eos_id] += eos
-        return logits
-
-    model.decoder.project = shifted
-    return model
-
-
-def latents(n: int = 6, seed: int = 1) -> torch.Tensor:
-    return torch.randn(n, 4, generator=torch.Generator().manual_seed(seed)) * 3
+    """The random model of tests/helpers.py with decoder ``DECODERS[decoder]``; ``eos`` is added to
+    the EOS logit (−1e4: sentences run to the limit; 1e4: EOS always wins)."""
+    return random_decoder_model(DECODERS[decoder], eos=eos, seed=seed, max_positions=32)
 
 
 def repeats(tokens: list, n: int) -> bool:
