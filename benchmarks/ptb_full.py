@@ -5,10 +5,15 @@ evaluated on the whole PTB test split with the published protocol, one run at a 
     python benchmarks/ptb_full.py lm mmd_vae              # train (or resume) and evaluate these, then render
     python benchmarks/ptb_full.py --render                # rewrite ptb_full.md and ptb_full.png from ptb_full.json
 
-Convergence rule, the same for every row: validate every 1,000 steps (≈ 0.76 epoch of batch 32);
-stop after 3 validations in a row without a better validation −ELBO (``train.monitor=neg_elbo``;
-for the LM its NLL), not counting validations during a KL warm-up (a cyclical schedule therefore
-runs its whole budget); at most 40,000 steps; the best validation model (``best/``) is evaluated.
+Convergence rule, the same for every row, the text-VAE literature's (He et al. 2019, Li et al.
+2019): validate every 1,000 steps (≈ 0.76 epoch of batch 32); a plateau is 3 validations in a row
+without a better validation −ELBO (``train.monitor=neg_elbo``; for the LM its NLL), not counting
+validations during a KL warm-up (a cyclical schedule therefore runs its whole budget); at a plateau
+the run restarts from its best model with a fresh optimizer at half the learning rate
+(``train.lr_decay=0.5``), and stops at the plateau after the third such restart
+(``train.max_lr_decays=3``); at most 40,000 steps; the best validation model (``best/``) is evaluated.
+Until its first plateau a run is at the constant rate 1e-3, so runs started under the earlier rule
+(stop at the first plateau) continue under this one with ``--resume``.
 
 Evaluation: ``textvae evaluate RUN --checkpoint best --split test --iw-samples 500`` on all 3,761 PTB
 test sentences: IW-NLL (K = 500), PPL over words + EOS, −ELBO, KL, MI (minibatch of 32 and over the
@@ -41,8 +46,8 @@ from textvae.utils.cpu import cpu_description  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 TRAIN_SENTENCES = 42_068  # PTB train, every sentence kept (max_length 100 drops none)
-RULE = ["train.max_steps=40000", "train.eval_every=1000", "train.patience=3", "train.monitor=neg_elbo",
-        "train.precision=auto"]
+RULE = ["train.max_steps=40000", "train.eval_every=1000", "train.patience=3", "train.lr_decay=0.5",
+        "train.max_lr_decays=3", "train.monitor=neg_elbo", "train.precision=auto"]
 
 # The LSTM rows' regularisation, He et al.'s decoder settings (dropout 0.5 on the embeddings and on the
 # LSTM output). With the recipes' dropout 0.2 on the output alone the LM overfits by epoch 4.6 (train
@@ -267,10 +272,12 @@ def render(results: dict) -> None:
            "`python benchmarks/ptb_full.py NAME` (its exact train and evaluate commands are in the JSON).", "",
            "Standard size: LSTM 256/256 (Transformer rows: see their recipes), z = 32, batch 32, every PTB "
            "sentence kept (42,068 train / 3,370 valid / 3,761 test).", "",
-           "**Convergence rule, the same for every row:** validation every 1,000 steps; stop after 3 "
+           "**Convergence rule, the same for every row:** validation every 1,000 steps; a plateau is 3 "
            "validations in a row without a better validation −ELBO (the LM: NLL), not counting validations "
-           "during a KL warm-up (a cyclical schedule runs its whole budget); at most 40,000 steps. The best "
-           "validation model is evaluated. `best step / steps` is the budget actually used.", "",
+           "during a KL warm-up (a cyclical schedule runs its whole budget); at a plateau the run restarts "
+           "from its best model with a fresh optimizer at half the learning rate (from 1e-3), and stops at "
+           "the plateau after the third restart; at most 40,000 steps. The best validation model is "
+           "evaluated. `best step / steps` is the budget actually used.", "",
            "**Protocol:** all 3,761 PTB test sentences, IW-NLL with K = 500 importance samples (nats per "
            "sentence; the LM's NLL is exact), PPL = exp(IW-NLL·N / tokens) over words + one EOS per sentence "
            "(82,430 tokens), −ELBO and rec with one sample, KL in closed form, MI over minibatches of 32 and "

@@ -133,7 +133,7 @@ def test_patience_follows_the_monitored_figure(tmp_path, tiny_recipe, monitor, s
     stopped = []
     for i in range(1, 6):
         metrics = {"loss": 100.0 - i, "neg_elbo": 90.0 + i}
-        if trainer._track_best(metrics):
+        if trainer._after_validation(metrics):
             stopped.append(i)
     first = {"loss": 99.0, "neg_elbo": 91.0}[monitor]
     if stops_at is None:
@@ -154,8 +154,78 @@ def test_patience_waits_for_the_kl_warm_up(tmp_path, tiny_recipe):
                     extra=["train.patience=1", "train.monitor=neg_elbo", "objective.kl_schedule.warmup_steps=20"])
     trainer = Trainer(r, tmp_path / "run")
     trainer._write_model = lambda name: None
-    trainer._track_best({"loss": 1.0, "neg_elbo": 50.0})
+    trainer._after_validation({"loss": 1.0, "neg_elbo": 50.0})
     for step, expected in [(10, False), (19, False), (20, True)]:
         trainer.state.step = step
-        assert trainer._track_best({"loss": 1.0, "neg_elbo": 60.0}) is expected, step
+        assert trainer._after_validation({"loss": 1.0, "neg_elbo": 60.0}) is expected, step
     assert trainer.state.bad_evals == 1 and trainer.state.best_loss == 50.0
+
+
+def test_plateau_rule_decays_then_stops():
+    from textvae.config.schema import TrainConfig
+    from textvae.training.plateau import decay_factor, plateau_action
+    from textvae.training.state import TrainerState
+
+    cfg = TrainConfig(patience=2, lr_decay=0.5, max_lr_decays=2)
+    state, actions = TrainerState(), []
+    for step, value in enumerate([10.0, 9.0, 9.5, 9.2, 8.0, 8.5, 8.1, 8.2, 8.3, 8.4], start=1):
+        state.step = step
+        actions.append(plateau_action(state, value, cfg, counts=True))
+    assert actions == ["best", "best", "wait", "decay", "best", "wait", "decay", "wait", "stop", "stop"]
+    assert (state.best_loss, state.best_step, state.lr_decays) == (8.0, 5, 2)
+    assert decay_factor(cfg, state) == 0.25
+    # Without lr_decay the first plateau stops; uncounted validations (a KL warm-up) never do.
+    plain, state = TrainConfig(patience=1), TrainerState(best_loss=1.0)
+    assert plateau_action(state, 2.0, plain, counts=False) == "wait" and state.bad_evals == 0
+    assert plateau_action(state, 2.0, plain, counts=True) == "stop" and decay_factor(plain, state) == 1.0
+
+
+def test_plateau_restarts_from_best_with_a_fresh_optimizer(tmp_path, tiny_recipe):
+    r = tiny_recipe(extra=["train.patience=1", "train.lr_decay=0.5", "train.max_lr_decays=1", "train.lr=0.002",
+                           "train.monitor=neg_elbo"])
+    trainer = Trainer(r, tmp_path / "run")
+    trainer.setup()
+    assert trainer._after_validation({"loss": 1.0, "neg_elbo": 50.0}) is False  # writes best/
+    best = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    batches = trainer._batches()
+    trainer.train_step(batches, 1.0, None)
+    trainer.scheduler.step()
+    trainer.state.step = 1
+    assert trainer.optimizer.state and not torch.equal(trainer.model.state_dict()["decoder.output.weight"],
+                                                       best["decoder.output.weight"])
+    assert trainer._after_validation({"loss": 1.0, "neg_elbo": 60.0}) is False  # the plateau: a restart
+    assert all(torch.equal(v, best[k]) for k, v in trainer.model.state_dict().items())
+    assert not trainer.optimizer.state and trainer.state.lr_decays == 1 and trainer.state.bad_evals == 0
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.001)
+    trainer.scheduler.step()
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.001)  # the schedule keeps the decay
+    assert trainer._after_validation({"loss": 1.0, "neg_elbo": 55.0}) is True  # no restart left: stop
+
+
+def test_plateau_decay_resumes_exactly(tmp_path, tiny_recipe, weights):
+    # A high rate and patience 1 make validations worsen within a few steps, so restarts happen
+    # before and after the resume point; the resumed run must match the straight one bit for bit.
+    rule = ["train.eval_every=2", "train.patience=1", "train.lr_decay=0.5", "train.max_lr_decays=3", "train.lr=0.1",
+            "train.monitor=neg_elbo"]
+    r = tiny_recipe(extra=rule + ["train.max_steps=20"])
+    straight = train(r, tmp_path / "straight", progress=False)
+    train(tiny_recipe(extra=rule + ["train.max_steps=10"]), tmp_path / "resumed", progress=False)
+    resumed = train(r, tmp_path / "resumed", resume=True, progress=False)
+    summary = json.loads((tmp_path / "straight" / "summary.json").read_text())
+    assert summary["lr_decays"] == 3 and summary["best_step"] is not None  # at steps 10 (the resume point), 12, 14
+    assert straight.step == resumed.step
+    a, b = weights(tmp_path / "straight"), weights(tmp_path / "resumed")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    lrs = [json.loads(x)["lr"] for x in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()
+           if json.loads(x)["split"] == "train"]
+    assert lrs[0] == pytest.approx(0.1) and min(lrs) == pytest.approx(0.1 * 0.5 ** summary["lr_decays"])
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["train.lr_decay=0.5"], "train.patience is not"),
+    (["train.lr_decay=1.5", "train.patience=2"], r"train.lr_decay must be in \(0, 1\)"),
+    (["train.lr_decay=0.5", "train.patience=2", "train.max_lr_decays=0"], "max_lr_decays must be >= 1"),
+])
+def test_lr_decay_bad_settings(tiny_recipe, extra, message):
+    with pytest.raises(Exception, match=message):
+        tiny_recipe(extra=extra)

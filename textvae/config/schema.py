@@ -562,6 +562,14 @@ class TrainConfig:
     """Stop after this many evaluations without a better validation ``monitor``. Evaluations while
     the KL schedule still warms up (``objective.kl_schedule``: before ``warmup_steps``; a cyclical
     schedule throughout, so it runs its whole budget) do not count."""
+    lr_decay: Optional[float] = None
+    """At a plateau (``patience`` evaluations without a better ``monitor``), instead of stopping:
+    restart from the best model (``best/``) with a fresh optimizer at the learning rate × lr_decay,
+    and stop only at the plateau after ``max_lr_decays`` such restarts. This is the text-VAE
+    literature's protocol (He et al. 2019, Li et al. 2019, Zhu et al. 2020: 0.5, 5); it needs
+    ``patience``. None: stop at the first plateau."""
+    max_lr_decays: int = 5
+    """With ``lr_decay``: how many restarts at a lower learning rate before the run stops."""
     monitor: Literal["loss", "neg_elbo"] = "loss"
     """The validation figure that picks ``best/`` and drives ``patience``: ``loss`` (the training
     objective at β = 1, λ·MMD included) or ``neg_elbo`` (rec + KL, an upper bound on the NLL; the
@@ -615,6 +623,17 @@ class TrainConfig:
             raise ConfigError(f"train.clip_norm must be > 0 or null, got {self.clip_norm}.")
         if self.save_every is not None and self.save_every < 1:
             raise ConfigError(f"train.save_every must be >= 1, got {self.save_every}.")
+        if self.lr_decay is not None:
+            if not 0 < self.lr_decay < 1:
+                raise ConfigError(f"train.lr_decay must be in (0, 1) (the factor the learning rate is multiplied "
+                                  f"by at each plateau, e.g. 0.5), got {self.lr_decay}; or null for no decay.")
+            if self.patience is None:
+                raise ConfigError("train.lr_decay is set but train.patience is not, so no plateau is ever "
+                                  "detected: set train.patience (evaluations without improvement that make a "
+                                  "plateau, e.g. 3), or train.lr_decay=null.")
+            if self.max_lr_decays < 1:
+                raise ConfigError(f"train.max_lr_decays must be >= 1, got {self.max_lr_decays}; or set "
+                                  "train.lr_decay=null to stop at the first plateau.")
 
 
 @dataclass

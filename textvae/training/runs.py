@@ -34,7 +34,9 @@ __all__ = ["BEST_DIR", "CHECKPOINTS_DIR", "MODEL_DIR", "RECIPE_NAME", "RESUMABLE
 # Keys that may differ when resuming: extending a run is a normal thing to do.
 RESUMABLE_CHANGES = {("train", "max_steps"), ("train", "patience"), ("train", "eval_every"),
                      ("train", "save_every"), ("train", "log_every"), ("train", "keep_checkpoints"),
-                     ("train", "tensorboard"), ("train", "compile"), ("train", "flush_denormal")}
+                     ("train", "tensorboard"), ("train", "compile"), ("train", "flush_denormal"),
+                     # The stopping rule, like patience: a run may be continued under a longer one.
+                     ("train", "lr_decay"), ("train", "max_lr_decays")}
 
 
 def resume_command(run_dir: Path) -> str:
@@ -59,7 +61,7 @@ def prepare_run_dir(run_dir: Path, recipe: Recipe, resume: bool, overwrite: bool
             raise RunError(
                 f"--resume: the recipe differs from the one {run_dir} was trained with in "
                 f"{', '.join(blocking)}; resuming would mix two experiments. Use the same recipe "
-                "(only train.max_steps, patience and logging intervals may change) or a new --output.")
+                "(only train.max_steps, the stopping rule — patience, lr_decay, max_lr_decays — and logging intervals may change) or a new --output.")
         _check_writable(run_dir)
         return
     if run_dir.exists() and any(run_dir.iterdir()):

@@ -23,6 +23,10 @@ class TrainerState:
     best_loss: float = math.inf
     bad_evals: int = 0
     """Validations in a row without a better loss (``train.patience``)."""
+    best_step: Optional[int] = None
+    """The step of the best validation so far (what ``best/`` holds)."""
+    lr_decays: int = 0
+    """Plateaus so far at which the run restarted from ``best/`` at a lower rate (``train.lr_decay``)."""
     nonfinite_total: int = 0
     overflow_total: int = 0
     """fp16 steps the GradScaler skipped (counted apart from non-finite steps)."""
@@ -41,7 +45,7 @@ class TrainerState:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainerState":
         """The counters of a checkpoint's state dict; keys added since it was written take their
-        defaults (``overflow_total``, ``world_size``, the ``aggressive`` ones)."""
+        defaults (``overflow_total``, ``world_size``, the ``aggressive`` ones, ``best_step``, ``lr_decays``)."""
         return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls) if f.name in values})
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, ContextManager, Iterator, Optional
 
 import torch
+from safetensors.torch import load_model
 from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
@@ -49,6 +50,7 @@ from textvae.training.distributed import (all_gather_object, all_reduce_sum, com
                                           init_process_group, local_batch_size, on_main, replicas_from_env)
 from textvae.training.init_from import load_init, load_source, source_tokenizer
 from textvae.training.numerics import numerics, precision_used, say_numerics, set_threads
+from textvae.training.plateau import decay_factor, plateau_action
 from textvae.training.runs import (BEST_DIR, CHECKPOINTS_DIR, MODEL_DIR, RECIPE_NAME, check_free_space,
                                    nonfinite_message, prepare_run_dir, recorded_numerics, resume_command,
                                    search_checkpoints, writing)
@@ -57,6 +59,7 @@ from textvae.training.signals import StopSignals
 from textvae.training.state import TrainerState, TrainResult
 from textvae.training.window import LogWindow
 from textvae.utils.io import atomic_write_json, atomic_write_text
+from textvae.utils.layout import WEIGHTS_NAME
 from textvae.utils.metrics import MetricsLogger
 from textvae.utils.precision import flush_denormals, resolve_device, resolve_precision
 from textvae.utils.seeding import seed_everything
@@ -148,7 +151,11 @@ class Trainer:
             load_init(self.model, source, cfg, self._say)
         self.optimizer = make_optimizer(self.model, cfg)
         on_main(self.replicas, lambda: check_free_space(self.run_dir, self.model, r))
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_multiplier(cfg))
+        scheduled = lr_multiplier(cfg)
+        # The plateaus' decays multiply the schedule; read from the state at each step, so a resumed
+        # run's rate follows from its counters.
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: scheduled(step) * decay_factor(cfg, self.state))
         self.scaler = self.precision.grad_scaler()
         self.chain_generator = chain_generator(r, self.device, self.replicas.rank)
         self.train_loader, self.valid_loader = make_loaders(self.corpus, self.tokenizer, cfg, self.replicas,
@@ -294,15 +301,16 @@ class Trainer:
                         if logger is not None:
                             with self._writing(logger.path):
                                 logger.log(s.step, "valid", metrics)
-                        stop_early = self._track_best(metrics)
+                        stop_early = self._after_validation(metrics)
                         if aggressive.enabled and s.aggressive_active:
                             self._track_aggressive(metrics)
                     stop_signal = self.signals.agreed(self.replicas, self.device)
                     if s.step % save_every == 0 or stop_early or stop_signal:
                         self.save_checkpoint()
                     if stop_early:
+                        after = f" after {s.lr_decays} learning-rate decays" if cfg.lr_decay is not None else ""
                         self._say(f"early stop at step {s.step}: no better validation {cfg.monitor} in "
-                                  f"{cfg.patience} evaluations.")
+                                  f"{cfg.patience} evaluations{after}; the best was at step {s.best_step}.")
                         break
                     if stop_signal:
                         interrupted = stop_signal
@@ -432,18 +440,32 @@ class Trainer:
             self._say(warning)
         return metrics
 
-    def _track_best(self, metrics: dict[str, float]) -> bool:
-        """Keep the best model by the validation ``train.monitor``; True when patience has run out."""
-        s = self.state
-        value = metrics[self.recipe.train.monitor]
-        if value < s.best_loss:
-            s.best_loss, s.bad_evals = value, 0
+    def _after_validation(self, metrics: dict[str, float]) -> bool:
+        """Keep the best model by the validation ``train.monitor``, restart from it at a lower rate
+        at a plateau (``train.lr_decay``); True when the run should stop."""
+        s, cfg = self.state, self.recipe.train
+        counts = s.step >= warmup_end(self.recipe.objective.kl_schedule, cfg.max_steps)
+        action = plateau_action(s, metrics[cfg.monitor], cfg, counts)
+        if action == "best":
             on_main(self.replicas, lambda: self._write_model(BEST_DIR))
-            return False
-        if s.step >= warmup_end(self.recipe.objective.kl_schedule, self.recipe.train.max_steps):
-            s.bad_evals += 1
-        patience = self.recipe.train.patience
-        return patience is not None and s.bad_evals >= patience
+        elif action == "decay":
+            self._restart_from_best()
+        return action == "stop"
+
+    def _restart_from_best(self) -> None:
+        """He et al. 2019's plateau step: the best weights, a fresh optimizer, the lower rate. The
+        Adam moments are dropped because they were estimated for the weights being left behind."""
+        s, cfg = self.state, self.recipe.train
+        load_model(self.model, str(self.run_dir / BEST_DIR / WEIGHTS_NAME), device=str(self.device))
+        self.optimizer.state.clear()
+        # The scheduler set this step's rate before the plateau was known; the next step uses the new one.
+        factor = self.scheduler.lr_lambdas[0](self.scheduler.last_epoch)
+        for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs):
+            group["lr"] = base * factor
+        self._say(f"step {s.step}: no better validation {cfg.monitor} in {cfg.patience} evaluations: restarting "
+                  f"from the best model (step {s.best_step}, {cfg.monitor} {s.best_loss:.3f}) with a fresh "
+                  f"optimizer at lr {self.optimizer.param_groups[0]['lr']:.3g} "
+                  f"(decay {s.lr_decays} of {cfg.max_lr_decays}).")
 
     def _track_aggressive(self, metrics: dict[str, float]) -> None:
         """End aggressive training for good at a validation whose MI did not rise (He et al. 2019)."""
@@ -481,6 +503,7 @@ class Trainer:
         best = self.run_dir / BEST_DIR
         summary = {"step": s.step, "seconds": seconds, "steps_this_session": s.step - start_step,
                    "interrupted": bool(interrupted), "nonfinite_steps": s.nonfinite_total,
+                   "best_step": s.best_step, "lr_decays": s.lr_decays,
                    "world_size": self.replicas.world_size, **numerics(), "precision": precision_used(self.precision, self.recipe),
                    "device": str(self.device), "valid": metrics, "data": self.data_stats}
         if interrupted:
