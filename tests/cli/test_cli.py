@@ -109,11 +109,14 @@ def test_training_prints_each_validation_and_warns_of_collapse(tmp_path, capsys)
     # An ELBO model a few steps old: its posterior sits on the prior (no active unit, MI ≈ 0).
     out = tmp_path / "run"
     assert main(["train", str(REPO / "recipes/ptb/vae.yaml"), *TINY, "train.max_steps=4", "train.eval_every=2",
-                 "--no-progress", "--output", str(out)]) == 0
+                 "train.monitor=neg_elbo", "--no-progress", "--output", str(out)]) == 0
     printed = capsys.readouterr().out
-    lines = re.findall(r"step (\d+) validation: loss [\d.]+ +rec [\d.]+ +kl [\d.]+ +mmd [-\d.]+ +mi [-\d.]+ +au (\d+)",
-                       printed)
-    assert [step for step, _ in lines] == ["2", "4"], printed
+    lines = re.findall(r"step (\d+) validation: loss [\d.]+ +rec [\d.]+ +kl [\d.]+ +mmd [-\d.]+ +mi [-\d.]+ +au (\d+)"
+                       r" +neg_elbo ([\d.]+)", printed)
+    assert [step for step, _, _ in lines] == ["2", "4"], printed
+    # The monitored figure is shown as it was validated (the one that picks best/).
+    last = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()][-1]
+    assert last["split"] == "valid" and float(lines[-1][2]) == pytest.approx(last["neg_elbo"], abs=6e-4)
     warning = ("warning: posterior collapse: at validation 0 of 4 latent units are active (AU) and the mutual "
                "information is")
     assert one_line(printed).count(warning) == 2  # at the first collapsed validation, and in the final summary

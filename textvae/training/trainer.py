@@ -433,6 +433,8 @@ class Trainer:
         shown = [f"{k} {metrics[k]:.3f}" for k in keys if k in metrics]
         if "au" in metrics and self.model.is_vae:
             shown.append(f"au {metrics['au']}")
+        if self.recipe.train.monitor != "loss" and self.model.is_vae:  # the figure that picks best/
+            shown.append(f"{self.recipe.train.monitor} {metrics[self.recipe.train.monitor]:.3f}")
         self._say(f"step {self.state.step} validation: " + "  ".join(shown))
         warning = collapse_warning(metrics, self.recipe)
         if warning and not self._warned_collapse:
