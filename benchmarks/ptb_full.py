@@ -146,22 +146,27 @@ def save_times(directory: Path, times: dict) -> None:
     (directory / "study_times.json").write_text(json.dumps(times, indent=1))
 
 
+def train_run(cmd: list[str], directory: Path, log: Path, threads: int, name: str) -> None:
+    """Train (or resume: a run directory with checkpoints continues) and add the wall time to the
+    run's study_times.json; stop the study when the run did not finish."""
+    if (directory / "checkpoints").is_dir():
+        cmd = [*cmd, "--resume"]
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    code, seconds = timed(cmd, log, threads)
+    times = times_of(directory)
+    times["train_seconds"].append(round(seconds, 1))
+    save_times(directory, times)
+    if code != 0 or not finished(directory):
+        raise SystemExit(f"{name}: training exited with {code}; see {log}")
+
+
 def train_row(args: argparse.Namespace, name: str) -> None:
     directory = run_dir(args, name)
     if finished(directory):
         return
     if name in NEEDS:
         train_row(args, NEEDS[name])
-    cmd = train_command(args, name)
-    if (directory / "checkpoints").is_dir():
-        cmd.append("--resume")
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    code, seconds = timed(cmd, directory.parent / f"{name}.log", args.threads)
-    times = times_of(directory)
-    times["train_seconds"].append(round(seconds, 1))
-    save_times(directory, times)
-    if code != 0 or not finished(directory):
-        raise SystemExit(f"{name}: training exited with {code}; see {directory.parent / (name + '.log')}")
+    train_run(train_command(args, name), directory, directory.parent / f"{name}.log", args.threads, name)
 
 
 def evaluate_row(args: argparse.Namespace, name: str) -> dict:

@@ -55,7 +55,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from ptb_full import LSTM, RULE, finished, numerics_of, save_times, timed, times_of  # noqa: E402
+from ptb_full import LSTM, RULE, finished, numerics_of, save_times, timed, times_of, train_run  # noqa: E402
 
 from textvae.utils.cpu import cpu_description  # noqa: E402
 
@@ -155,16 +155,7 @@ def train_row(args: argparse.Namespace, entry: str) -> None:
     directory = run_dir(args, entry)
     if finished(directory):
         return
-    cmd = train_command(args, entry)
-    if (directory / "checkpoints").is_dir():
-        cmd.append("--resume")
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    code, seconds = timed(cmd, log_of(args, entry), args.threads)
-    times = times_of(directory)
-    times["train_seconds"].append(round(seconds, 1))
-    save_times(directory, times)
-    if code != 0 or not finished(directory):
-        raise SystemExit(f"{entry}: training exited with {code}; see {log_of(args, entry)}")
+    train_run(train_command(args, entry), directory, log_of(args, entry), args.threads, entry)
 
 
 def probe_row(args: argparse.Namespace, entry: str) -> dict:
