@@ -66,7 +66,7 @@ def test_mean_pooling_equals_a_hand_computation_and_padding_changes_nothing(mini
 
 def test_the_feature_cache_is_reused(minilm_dir, tmp_path, monkeypatch):
     first = mean_pooled_features(MINILM, SENTENCES, cache_dir=tmp_path)
-    assert len(list(tmp_path.glob("pooled_*.npy"))) == 1
+    assert len(list(tmp_path.glob("pooled_*.safetensors"))) == 1
     import transformers
 
     monkeypatch.setattr(transformers.AutoModel, "from_pretrained", None)  # a second encoding would fail
@@ -105,7 +105,7 @@ def test_cli_probe_with_the_minilm_baseline(minilm_dir, model_dir, tmp_path, cap
     rows = {(r["method"], r["budget"]): r for r in saved["rows"]}
     assert len(rows[("pretrained", "3")]["accuracies"]) == 2 and rows[("pretrained", "all")]["mean"] > 0.9
     assert saved["pretrained_baseline"] == MINILM and saved["pretrained_dim"] == 384
-    assert len(list((tmp_path / "cache").glob("pooled_*.npy"))) == 1  # train and test sentences, encoded at once
+    assert len(list((tmp_path / "cache").glob("pooled_*.safetensors"))) == 1  # train and test sentences, encoded at once
 
 
 def test_a_missing_encoder_names_the_install_command(model_dir, tmp_path, capsys, monkeypatch):

@@ -22,15 +22,21 @@ def test_quickstart_runs_through_the_cli(tmp_path, capsys):
     assert "model:" in printed and str(out / "model") in printed
     # It ends with what the model says: 3 samples, a 5-point interpolation, then what to try next.
     shown = printed.split("samples (z ~ p(z), top-p 0.9, seed 0):\n")[1]
-    samples, rest = shown.split("interpolation between two prior draws (greedy):\n")
+    samples, rest = shown.split("interpolation between two prior draws (greedy, no repeated 3-gram):\n")
     assert len(samples.splitlines()) == 3 and all(line.startswith("  ") for line in samples.splitlines())
     path, commands = rest.split("next:\n")
     assert [line.split()[0] for line in path.splitlines()] == ["0.00", "0.25", "0.50", "0.75", "1.00"]
     assert f"textvae generate {out / 'model'} -n 10" in commands and f"textvae evaluate {out} --split test" in commands
     model_for_check = TextVAE.from_pretrained(out / "model")
     assert samples.splitlines() == [f"  {s}" for s in model_for_check.generate(3, seed=0, method="sample", top_p=0.9)]
+    path_sentences = [line.split(None, 1)[1] if len(line.split(None, 1)) > 1 else "" for line in path.splitlines()]
+    assert path_sentences == [s.strip() for s in model_for_check.interpolate(steps=5, seed=0, no_repeat_ngram_size=3)]
     model = TextVAE.from_pretrained(out / "model")
     assert model.latent_dim == 4 and model.tokenizer is not None
+    from textvae.config import load_recipe
+
+    shipped = load_recipe(REPO / "recipes/quickstart.yaml")  # the first run picks bf16 where the CPU has it
+    assert shipped.train.precision == "auto" and shipped.model.posterior_batchnorm == 0.7
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     valid = [r for r in rows if r["split"] == "valid"]
     assert [r["step"] for r in valid] == [3, 6]

@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
 
 def show_model(model_dir: Path, n: int, seed: int) -> None:
     """What the model just trained says: ``n`` nucleus samples (top-p 0.9) and, for a VAE, a greedy
-    5-step interpolation between two prior draws; then the commands to look further."""
+    5-step interpolation between two prior draws (no repeated 3-gram); then the commands to look further."""
     from textvae.inference.api import TextVAE
 
     model = TextVAE.from_pretrained(model_dir)
@@ -95,14 +95,16 @@ def show_model(model_dir: Path, n: int, seed: int) -> None:
     for sentence in model.generate(n, seed=seed, method="sample", top_p=0.9):
         print(f"  {sentence}")
     if model.is_vae:
-        print("interpolation between two prior draws (greedy):")
-        for i, sentence in enumerate(model.interpolate(steps=5, seed=seed)):
+        # Greedy decoding of a short-trained model loops ("the <unk> of the <unk> …") until the length
+        # limit; forbidding a repeated 3-gram, as Hugging Face generate can, shows what z says instead.
+        print("interpolation between two prior draws (greedy, no repeated 3-gram):")
+        for i, sentence in enumerate(model.interpolate(steps=5, seed=seed, no_repeat_ngram_size=3)):
             print(f"  {i / 4:.2f}  {sentence}")
     print("next:")
     print(f"  textvae generate {model_dir} -n 10 --decode sample --top-p 0.9")
     if model.is_vae:
         print(f"  textvae reconstruct {model_dir} \"the company said it expects higher earnings\"")
-        print(f"  textvae interpolate {model_dir} \"the market fell sharply\" \"profits rose in the quarter\" --steps 6")
+        print(f"  textvae interpolate {model_dir} \"the market fell sharply\" \"profits rose in the quarter\" --steps 6 --no-repeat-ngram-size 3")
     print(f"  textvae evaluate {model_dir.parent if model_dir.name == 'model' else model_dir} --split test")
 
 

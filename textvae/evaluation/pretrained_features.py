@@ -18,6 +18,7 @@ from typing import Optional
 
 import numpy as np
 import torch
+from safetensors.numpy import load_file, save_file
 from torch import Tensor
 
 from textvae.errors import ConfigError, ModelError
@@ -76,7 +77,7 @@ def mean_pooled_features(name_or_path: str, texts: Sequence[str], batch_size: in
         max_length: word pieces per sentence, special tokens included (longer ones are truncated);
             default: the length the encoder was trained at (256 for MiniLM-L6).
         device: where the encoder runs.
-        cache_dir: if given, the features are stored there (one ``.npy`` per encoder, length and
+        cache_dir: if given, the features are stored there (one ``.safetensors`` per encoder, length and
             text list) and read back on the next call with the same inputs.
     Returns:
         (N, H) float32 features, in the order of ``texts``.
@@ -92,9 +93,9 @@ def mean_pooled_features(name_or_path: str, texts: Sequence[str], batch_size: in
     if cache_dir is not None:
         key = hashlib.sha256(json.dumps([str(directory.resolve()), (directory / "config.json").read_text(),
                                          max_length, texts]).encode("utf-8")).hexdigest()[:24]
-        cached = Path(cache_dir).expanduser() / f"pooled_{key}.npy"
-        if cached.is_file():
-            return np.load(cached)
+        cached = Path(cache_dir).expanduser() / f"pooled_{key}.safetensors"
+        if cached.is_file():  # safetensors, not np.load: a cache file is data, never code
+            return load_file(str(cached))["features"]
     from transformers.utils import logging as hf_logging
 
     bar = hf_logging.is_progress_bar_enabled()
@@ -135,7 +136,7 @@ def mean_pooled_features(name_or_path: str, texts: Sequence[str], batch_size: in
             out[rows] = masked_mean(hidden.float(), mask).cpu().numpy()
     if cached is not None:
         cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(".tmp.npy")
-        np.save(tmp, out)
+        tmp = cached.with_name(cached.name + ".tmp")
+        save_file({"features": np.ascontiguousarray(out)}, str(tmp))
         tmp.replace(cached)
     return out
