@@ -169,16 +169,23 @@ def train_row(args: argparse.Namespace, name: str) -> None:
     train_run(train_command(args, name), directory, directory.parent / f"{name}.log", args.threads, name)
 
 
-def evaluate_row(args: argparse.Namespace, name: str) -> dict:
-    directory, path = run_dir(args, name), eval_file(args, name)
+def measure_run(cmd: list[str], directory: Path, path: Path, log: Path, threads: int, name: str, what: str) -> dict:
+    """Run an evaluation-like command that writes ``path`` (unless it exists), add its wall time to the
+    run's study_times.json under the file's name, and return what it wrote."""
     if not path.is_file():
-        code, seconds = timed(eval_command(args, name), directory.parent / f"{name}.log", args.eval_threads)
+        code, seconds = timed(cmd, log, threads)
         if code != 0:
-            raise SystemExit(f"{name}: evaluation exited with {code}; see {directory.parent / (name + '.log')}")
+            raise SystemExit(f"{name}: {what} exited with {code}; see {log}")
         times = times_of(directory)
         times["eval_seconds"][path.name] = round(seconds, 1)
         save_times(directory, times)
     return json.loads(path.read_text())
+
+
+def evaluate_row(args: argparse.Namespace, name: str) -> dict:
+    directory = run_dir(args, name)
+    return measure_run(eval_command(args, name), directory, eval_file(args, name), directory.parent / f"{name}.log",
+                       args.eval_threads, name, "evaluation")
 
 
 def budget(directory: Path, monitor: str) -> dict:

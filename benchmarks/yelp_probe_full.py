@@ -55,7 +55,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from ptb_full import LSTM, RULE, finished, numerics_of, save_times, timed, times_of, train_run  # noqa: E402
+from ptb_full import LSTM, RULE, finished, measure_run, numerics_of, times_of, train_run  # noqa: E402
 
 from textvae.utils.cpu import cpu_description  # noqa: E402
 
@@ -159,15 +159,8 @@ def train_row(args: argparse.Namespace, entry: str) -> None:
 
 
 def probe_row(args: argparse.Namespace, entry: str) -> dict:
-    directory, path = run_dir(args, entry), probe_file(args, entry)
-    if not path.is_file():
-        code, seconds = timed(probe_command(args, entry), log_of(args, entry), args.eval_threads)
-        if code != 0:
-            raise SystemExit(f"{entry}: probe exited with {code}; see {log_of(args, entry)}")
-        times = times_of(directory)
-        times["eval_seconds"][path.name] = round(seconds, 1)
-        save_times(directory, times)
-    return json.loads(path.read_text())
+    return measure_run(probe_command(args, entry), run_dir(args, entry), probe_file(args, entry), log_of(args, entry),
+                       args.eval_threads, entry, "probe")
 
 
 def budget(directory: Path) -> dict:
