@@ -42,6 +42,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from textvae.evaluation.progress import progress_path  # noqa: E402
 from textvae.utils.cpu import cpu_description  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
@@ -170,15 +171,18 @@ def train_row(args: argparse.Namespace, name: str) -> None:
 
 
 def measure_run(cmd: list[str], directory: Path, path: Path, log: Path, threads: int, name: str, what: str) -> dict:
-    """Run an evaluation-like command that writes ``path`` (unless it exists), add its wall time to the
-    run's study_times.json under the file's name, and return what it wrote."""
+    """Run an evaluation-like command that writes ``path`` (unless it exists; continuing an interrupted
+    ``textvae evaluate`` from its saved progress), add its wall time to the run's study_times.json
+    under the file's name (summed over interruptions), and return what it wrote."""
     if not path.is_file():
+        if cmd[1] == "evaluate" and progress_path(path).is_file():
+            cmd = [*cmd, "--resume"]
         code, seconds = timed(cmd, log, threads)
+        times = times_of(directory)
+        times["eval_seconds"][path.name] = round(times["eval_seconds"].get(path.name, 0.0) + seconds, 1)
+        save_times(directory, times)
         if code != 0:
             raise SystemExit(f"{name}: {what} exited with {code}; see {log}")
-        times = times_of(directory)
-        times["eval_seconds"][path.name] = round(seconds, 1)
-        save_times(directory, times)
     return json.loads(path.read_text())
 
 

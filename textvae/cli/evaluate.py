@@ -1,10 +1,17 @@
-"""``textvae evaluate RUN_OR_MODEL_DIR [--split test] [--data …] [--iw-samples 500] [--output eval.json]``."""
+"""``textvae evaluate RUN_OR_MODEL_DIR [--split test] [--data …] [--iw-samples 500] [--output eval.json] [--resume]``.
+
+With an output file, the evaluation saves its progress beside it (``eval.json.partial``) every minute
+and when interrupted (Ctrl-C, SIGTERM), and ``--resume`` continues from there: an hour-long K = 500
+evaluation on a CPU survives an interruption and ends with the same numbers.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
+from typing import Any, Optional
 
 from textvae.cli.args import add_data_arguments
 
@@ -29,6 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="fp32 (default, the reference) or bf16/fp16 autocast for the matmuls: about 2x "
                         "faster on CPUs with bf16 units and on GPUs; sums stay fp32 (see benchmarks/results)")
     p.add_argument("--output", "-o", help="JSON file (default: eval.json in a run directory)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the interrupted evaluation of the same command (its progress is saved beside "
+                        "--output every minute and on Ctrl-C, as OUTPUT.partial)")
     add_data_arguments(p)
     p.set_defaults(func=run)
 
@@ -39,7 +49,9 @@ def run(args: argparse.Namespace) -> int:
     from textvae.data import load_corpus, make_loader, tokenize_corpus
     from textvae.data.report import corpus_notes
     from textvae.errors import ConfigError
-    from textvae.evaluation.evaluate import evaluate_model, format_table
+    from textvae.evaluation.evaluate import EvaluationStopped, evaluate_model, format_table
+    from textvae.evaluation.progress import EvalProgress, progress_path
+    from textvae.training.signals import SIGNAL_EXIT, StopSignals
     from textvae.inference.api import TextVAE
     from textvae.utils.io import atomic_write_json
     from textvae.utils.precision import resolve_device, resolve_precision
@@ -52,6 +64,16 @@ def run(args: argparse.Namespace) -> int:
         Path(args.path) / "eval.json" if (Path(args.path) / "recipe.yaml").is_file() else None)
     if output is not None:  # before the evaluation, which can take an hour, not after it
         check_output_file(output, "--output")
+    partial = progress_path(output) if output is not None else None
+    if args.resume and partial is None:
+        raise ConfigError("--resume needs the output file whose progress it continues: give --output FILE (the "
+                          "evaluation of a model directory prints its result and saves no progress).")
+    if partial is not None and args.resume and not partial.is_file():
+        raise ConfigError(f"--resume: there is no interrupted evaluation to continue ({partial} does not exist); "
+                          "run the command without --resume.")
+    if partial is not None and not args.resume and partial.is_file():
+        raise ConfigError(f"{partial} holds the progress of an interrupted evaluation; continue it with the same "
+                          "command and --resume, or delete it to evaluate from the start.")
     model = TextVAE.from_pretrained(model_dir, device=resolve_device(args.device))
     if model.tokenizer is None:
         raise ConfigError(f"{model_dir} has no tokenizer/ folder, so text cannot be read; save the model "
@@ -66,9 +88,22 @@ def run(args: argparse.Namespace) -> int:
         dataset = dataset.select(range(min(args.max_sentences, len(dataset))))
     tokenized, _ = tokenize_corpus({args.split: dataset}, model.tokenizer, cfg)
     loader = make_loader(tokenized[args.split], model.tokenizer, args.batch_size, shuffle=False)
-    result = evaluate_model(model, loader, iw_samples=args.iw_samples, seed=args.seed,
-                            au_threshold=args.au_threshold, num_prior_samples=args.prior_samples,
-                            progress=True, total=len(loader), precision=args.precision)
+    identity = evaluation_identity(args, model_dir, len(loader))
+    resume = EvalProgress.load(partial, identity) if args.resume else None
+    if resume is not None:
+        print(f"evaluate: continuing from batch {resume.batches} of {len(loader)} ({partial})", flush=True)
+    with StopSignals() as signals:
+        saver = ProgressSaver(partial, identity, signals)
+        try:
+            result = evaluate_model(model, loader, iw_samples=args.iw_samples, seed=args.seed,
+                                    au_threshold=args.au_threshold, num_prior_samples=args.prior_samples,
+                                    progress=True, total=len(loader), precision=args.precision, resume=resume,
+                                    after_batch=saver if partial is not None else None)
+        except EvaluationStopped as stopped:
+            print(f"{signals.received} received: saved the evaluation's progress after batch "
+                  f"{stopped.progress.batches} of {len(loader)} in {partial}. Continue it with the same "
+                  f"command{' (with --resume)' if args.resume else ' and --resume'}.", flush=True)
+            return SIGNAL_EXIT.get(signals.received or "", 130)
     result.update(split=args.split, model_dir=str(model_dir), data=args.data, max_sentences=args.max_sentences)
     print(format_table({Path(args.path).name or str(args.path): result}))
     print(f"PPL denominator: {result['ppl_denominator']}; IW samples K = {result['iw_samples']}; "
@@ -81,10 +116,45 @@ def run(args: argparse.Namespace) -> int:
               f"{result['log_z_samples']} draws from N(0, I)); {result['prior']}")
     if output is not None:
         atomic_write_json(output, result)
+        partial.unlink(missing_ok=True)  # after the result is safely written, not before
         print(f"wrote {output}")
     else:
         print(json.dumps(result, indent=2))
     return 0
+
+
+# How often a running evaluation saves its progress: a minute of a K = 500 run is a few batches.
+SAVE_EVERY_S = 60.0
+
+
+class ProgressSaver:
+    """``after_batch`` for the CLI: saves the progress when a minute has passed since the last save
+    or a stop signal came (and then asks the evaluation to stop)."""
+
+    def __init__(self, path: Optional[Path], identity: dict[str, Any], signals: Any) -> None:
+        self.path, self.identity, self.signals = path, identity, signals
+        self.last = time.monotonic()
+
+    def __call__(self, progress: Any) -> bool:
+        stop = self.signals.received is not None
+        if stop or time.monotonic() - self.last >= SAVE_EVERY_S:
+            progress.identity = self.identity
+            progress.save(self.path)
+            self.last = time.monotonic()
+        return stop
+
+
+def evaluation_identity(args: argparse.Namespace, model_dir: Path, n_batches: int) -> dict[str, Any]:
+    """What an evaluation's numbers depend on: progress saved under another identity is not continued."""
+    from textvae.cli.args import data_options
+    from textvae.training.checkpoint import file_sha256
+    from textvae.utils.layout import WEIGHTS_NAME
+
+    return {"weights_sha256": file_sha256(Path(model_dir) / WEIGHTS_NAME), "split": args.split, "data": args.data,
+            "data_options": {k: v for k, v in data_options(args).items() if v is not None},
+            "iw_samples": args.iw_samples, "batch_size": args.batch_size, "max_sentences": args.max_sentences,
+            "prior_samples": args.prior_samples, "au_threshold": args.au_threshold, "seed": args.seed,
+            "precision": args.precision, "device": str(args.device), "batches": n_batches}
 
 
 def check_output_file(path: Path, flag: str) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import torch
 from tqdm.auto import tqdm
@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from textvae.errors import ConfigError
 from textvae.evaluation.latent import active_units, mutual_information, mutual_information_full
 from textvae.evaluation.likelihood import iw_log_likelihood, proposal_notes
-from textvae.evaluation.sums import Sums
+from textvae.evaluation.progress import EvalProgress
 from textvae.inference.decoding import DecodeConfig, decode, decode_tokens
 from textvae.inference.features import eval_mode
 from textvae.evaluation.text_metrics import bleu, distinct_n, exact_match, self_bleu
@@ -37,11 +37,20 @@ METRIC_KERNEL = "imq"
 FALLBACK_DECODE_LENGTH = 60
 
 
+class EvaluationStopped(Exception):
+    """``after_batch`` asked the evaluation to stop; ``progress`` is where it stands."""
+
+    def __init__(self, progress: EvalProgress) -> None:
+        super().__init__(f"evaluation stopped after {progress.batches} batches")
+        self.progress = progress
+
+
 @torch.no_grad()
 def evaluate_model(model: TextVAE, batches: Iterable[Any], iw_samples: int = 500, seed: int = 0,
                    au_threshold: float = 0.01, num_prior_samples: int = 100, max_decode_length: Optional[int] = None,
                    chunk_rows: int = 512, progress: bool = False,
-                   total: Optional[int] = None, precision: str = "fp32") -> dict[str, Any]:
+                   total: Optional[int] = None, precision: str = "fp32", resume: Optional[EvalProgress] = None,
+                   after_batch: Optional[Callable[[EvalProgress], bool]] = None) -> dict[str, Any]:
     """Evaluate ``model`` on ``batches`` (textvae Batch objects of one split).
 
     Args:
@@ -53,6 +62,11 @@ def evaluate_model(model: TextVAE, batches: Iterable[Any], iw_samples: int = 500
         max_decode_length: token limit for reconstructions and samples (None: the model's
             :attr:`~textvae.TextVAE.default_max_new_tokens` where it records one, the longest
             training sentence; else 60).
+        resume: the progress of an interrupted evaluation of the same model on the same ``batches``
+            (in the same order) with the same settings: its batches are skipped, and the result is
+            the one an uninterrupted evaluation gives.
+        after_batch: called with the progress after each batch (e.g. to save it); returning True
+            stops the evaluation with :class:`EvaluationStopped`.
     Returns:
         A flat dict with the keys listed in the README (iw_nll, neg_elbo, ppl, …).
     """
@@ -73,10 +87,15 @@ def evaluate_model(model: TextVAE, batches: Iterable[Any], iw_samples: int = 500
         log_z, log_z_se = (prior_log_z(model.prior, model.config.ebm.log_z_samples, device,
                                        seeded_generator(device, seed + 1)) if model.is_vae else (0.0, 0.0))
 
-        sums = Sums()
-        mus, logvars, zs = [], [], []
-        hyps, refs, cut = [], [], 0
-        for batch in tqdm(batches, disable=not progress, total=total, desc="evaluate", dynamic_ncols=True):
+        state = resume if resume is not None else EvalProgress()
+        if state.generator_state is not None:
+            gen.set_state(state.generator_state)
+        seconds_before = state.seconds
+        sums, mus, logvars, zs, hyps, refs = state.sums, state.mus, state.logvars, state.zs, state.hyps, state.refs
+        for index, batch in enumerate(tqdm(batches, disable=not progress, total=total, desc="evaluate",
+                                           dynamic_ncols=True)):
+            if index < state.batches:  # done before the interruption
+                continue
             batch = batch.to(device)
             ids, lengths = batch.ids, batch.lengths
             b = ids.shape[0]
@@ -86,22 +105,29 @@ def evaluate_model(model: TextVAE, batches: Iterable[Any], iw_samples: int = 500
                     rec, _ = model.reconstruction_nll(ids, lengths, None)
                 nll = rec.sum().item()
                 sums.add(iw_nll=nll, neg_elbo=nll, rec=nll)
-                continue
-            with autocast():
-                out = iw_log_likelihood(model, ids, lengths, iw_samples, chunk_rows, gen, log_z=log_z)
-            sums.add(iw_nll=-out["iw_ll"].sum().item(), neg_elbo=-out["elbo"].sum().item(),
-                     rec=out["rec"].sum().item(), kl=out["kl"].sum().item())
-            mu, logvar = out["mu"].float(), out["logvar"].float()  # the encoder ran once, inside the IW pass
-            z = mu + (0.5 * logvar).exp() * torch.randn(mu.shape, device=device, generator=gen)
-            if b >= 2:
-                prior = model.sample_prior(b, gen)  # N(0, I): the draws of torch.randn(z.shape)
-                sums.add(mmd=mmd(z, prior, METRIC_KERNEL).item() * b, mi=mutual_information(mu, logvar, z).item() * b)
-            mus.append(mu.float().cpu()), logvars.append(logvar.float().cpu()), zs.append(z.float().cpu())
-            if tok is not None:
-                out = decode_tokens(model.decoder, mu, b, model.vocab, greedy, max_decode_length)
-                hyps += [_words(tok, s) for s in out.sequences]
-                cut += int((~out.finished).sum())
-                refs += [_words(tok, row[1:int(n) - 1].tolist()) for row, n in zip(ids.cpu(), lengths.cpu())]
+            else:
+                with autocast():
+                    out = iw_log_likelihood(model, ids, lengths, iw_samples, chunk_rows, gen, log_z=log_z)
+                sums.add(iw_nll=-out["iw_ll"].sum().item(), neg_elbo=-out["elbo"].sum().item(),
+                         rec=out["rec"].sum().item(), kl=out["kl"].sum().item())
+                mu, logvar = out["mu"].float(), out["logvar"].float()  # the encoder ran once, inside the IW pass
+                z = mu + (0.5 * logvar).exp() * torch.randn(mu.shape, device=device, generator=gen)
+                if b >= 2:
+                    prior = model.sample_prior(b, gen)  # N(0, I): the draws of torch.randn(z.shape)
+                    sums.add(mmd=mmd(z, prior, METRIC_KERNEL).item() * b,
+                             mi=mutual_information(mu, logvar, z).item() * b)
+                mus.append(mu.float().cpu()), logvars.append(logvar.float().cpu()), zs.append(z.float().cpu())
+                if tok is not None:
+                    out = decode_tokens(model.decoder, mu, b, model.vocab, greedy, max_decode_length)
+                    hyps += [_words(tok, s) for s in out.sequences]
+                    state.cut += int((~out.finished).sum())
+                    refs += [_words(tok, row[1:int(n) - 1].tolist()) for row, n in zip(ids.cpu(), lengths.cpu())]
+            state.batches = index + 1
+            state.seconds = seconds_before + time.perf_counter() - start
+            state.generator_state = gen.get_state()
+            if after_batch is not None and after_batch(state):
+                raise EvaluationStopped(state)
+        cut = state.cut
         n_sent, n_tok = int(sums["sentences"]), int(sums["tokens"])
         if n_sent == 0:
             raise ConfigError("the evaluation split is empty: no sentence to evaluate. Check the split name, "
@@ -139,7 +165,7 @@ def evaluate_model(model: TextVAE, batches: Iterable[Any], iw_samples: int = 500
                           self_bleu=self_bleu(samples))
             if model.is_vae:
                 result["prior_samples"] = [" ".join(s) for s in samples[:10]]
-        result["seconds"] = time.perf_counter() - start
+        result["seconds"] = seconds_before + time.perf_counter() - start
         return result
 
 

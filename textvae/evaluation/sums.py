@@ -49,3 +49,13 @@ class Sums:
 
     def reset(self) -> None:
         self._sums = {}
+
+    def totals(self) -> dict[str, float]:
+        """Every total as a Python number (what :meth:`from_totals` takes back, e.g. through JSON)."""
+        return {key: value.item() if isinstance(value, torch.Tensor) else value for key, value in self._sums.items()}
+
+    @classmethod
+    def from_totals(cls, totals: dict[str, float]) -> "Sums":
+        sums = cls()
+        sums._sums = dict(totals)
+        return sums
