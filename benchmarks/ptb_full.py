@@ -74,6 +74,12 @@ ROWS: dict[str, tuple[str, list[str], str]] = {
     "info_vae": ("ptb/info_vae.yaml", [*LSTM], "InfoVAE"),
     "transformer_elbo": ("ptb/transformer_elbo.yaml", [], "Transformer decoder, ELBO"),
     "transformer_mmd_vae": ("ptb/transformer_mmd_vae.yaml", [], "Transformer decoder, MMD-VAE"),
+    # Short-run inference and the latent EBM prior (issue 15). The chains make a posterior step about
+    # 13× and an EBM-prior step about 1.2× an amortized one (benchmarks/results/chain_cost_cpu_epyc.md).
+    "ebm_prior": ("ptb/ebm_prior.yaml", [*LSTM], "ELBO, latent EBM prior (Pang et al. 2020)"),
+    "info_vae_ebm": ("ptb/info_vae_ebm.yaml", [*LSTM], "InfoVAE α = 0.5, λ = 100, latent EBM prior"),
+    "sri": ("ptb/sri.yaml", [*LSTM], "short-run Langevin inference, no encoder (Pang et al. 2021)"),
+    "vae_langevin": ("ptb/vae_langevin.yaml", [*LSTM], "ELBO encoder, its sample refined by Langevin"),
 }
 STAGES = {"ae_pretrain"}  # trained for another row, not evaluated
 NEEDS = {"ae_pretrain_fb": "ae_pretrain"}
@@ -247,7 +253,10 @@ def _torch_version() -> str:
 
 def load_results() -> dict:
     path = RESULTS / "ptb_full.json"
-    results = json.loads(path.read_text()) if path.is_file() else {"rows": {}, "sweep": {}}
+    results = json.loads(path.read_text()) if path.is_file() else {}
+    for part in ("rows", "sweep", "progress"):  # each a name → row mapping (an early file held sweep: [])
+        if not isinstance(results.get(part), dict):
+            results[part] = {}
     results["rule"] = " ".join(RULE)
     return results
 
@@ -320,16 +329,17 @@ def render(results: dict) -> None:
         out += ["", f"**{name}** ({a['what']}): test NLL {m['iw_nll']:.2f} (PPL {m['ppl']:.1f}) at its best "
                 f"validation step {a['best_step']:,}; {a['note']} Commands: `{a['train_command']}`, then "
                 f"`{a['eval_command']}`."]
-    if (RESULTS / "ptb_full.png").is_file() or rows:
+    if plot(rows, lm):
         out += ["", "![IW-NLL against MI and KL](ptb_full.png)"]
     (RESULTS / "ptb_full.md").write_text("\n".join(out) + "\n")
-    plot(rows, lm)
 
 
-def plot(rows: dict, lm: float | None) -> None:
+def plot(rows: dict, lm: float | None) -> bool:
+    """Write ptb_full.png (IW-NLL against MI and KL, the LM as a line); False when no VAE row has a point."""
     points = {n: r["metrics"] for n, r in rows.items() if n != "lm" and "iw_nll" in r["metrics"]}
     if not points:
-        return
+        (RESULTS / "ptb_full.png").unlink(missing_ok=True)
+        return False
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -348,6 +358,7 @@ def plot(rows: dict, lm: float | None) -> None:
     fig.tight_layout()
     fig.savefig(RESULTS / "ptb_full.png", dpi=130)
     plt.close(fig)
+    return True
 
 
 def main() -> None:
@@ -390,6 +401,7 @@ def main() -> None:
         row = record(args, name, evaluate_row(args, name))
         results = load_results()  # another invocation may have added rows meanwhile
         results["rows" if name in ROWS else "sweep"][name] = row
+        results["progress"].pop(name, None)  # the converged row replaces its partial evaluation
         save_results(results)
         print(f"{name}: IW-NLL {row['metrics']['iw_nll']:.2f}  KL {row['metrics'].get('kl', 0):.2f}  "
               f"MI(split) {row['metrics'].get('mi_full', 0):.2f}  AU {row['metrics'].get('au', 0)}  "

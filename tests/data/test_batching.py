@@ -170,7 +170,8 @@ def test_batch_to_device_keeps_everything():
 
 def test_make_loader_end_to_end_on_ptb():
     corpus = load_corpus(DataConfig(name="ptb", max_train_examples=2000, max_eval_examples=300))
-    tok = TextTokenizer.train(TokenizerConfig(kind="word", vocab_size=5000), corpus["train"]["text"])
+    # room for every word of the 2,000 sentences (PTB has 10k), so that decoding gives them back
+    tok = TextTokenizer.train(TokenizerConfig(kind="word", vocab_size=10004), corpus["train"]["text"])
     dsd, stats = tokenize_corpus(corpus, tok, DataConfig(name="ptb", max_length=40))
     loader = make_loader(dsd["train"], tok, batch_size=32, shuffle=True, seed=0)
     assert isinstance(loader.batch_sampler, LengthBucketSampler)

@@ -141,12 +141,22 @@ def test_yahoo_documents():
     assert len(dsd["test"]) == 10000
 
 
-def test_example_limits_keep_the_first_sentences():
+def test_example_limits_keep_a_seeded_random_subset_in_order():
     full = load_corpus(DataConfig(name="ptb"))
     dsd = load_corpus(DataConfig(name="ptb", max_train_examples=100, max_eval_examples=7))
     assert [len(d) for d in dsd.values()] == [100, 7, 7]
-    assert dsd["train"]["text"][:] == full["train"]["text"][:100]
-    assert dsd["test"]["text"][:] == full["test"]["text"][:7]
+    position = {s: i for i, s in enumerate(full["test"]["text"][:])}
+    picked = [position[s] for s in dsd["test"]["text"][:]]
+    assert picked == sorted(picked) and picked[-1] > 7  # spread over the split, in its order
+    assert set(dsd["train"]["text"][:]) <= set(full["train"]["text"][:])
+    again = load_corpus(DataConfig(name="ptb", max_train_examples=100, max_eval_examples=7))
+    assert again["train"]["text"][:] == dsd["train"]["text"][:]  # seeded
+    other = load_corpus(DataConfig(name="ptb", max_train_examples=100, max_eval_examples=7), seed=1)
+    assert other["train"]["text"][:] != dsd["train"]["text"][:]
+    # The shipped Yelp test files list every negative sentence first: a limit keeps both classes.
+    yelp = load_corpus(DataConfig(name="yelp", max_eval_examples=200))
+    labels = yelp["test"]["label"][:]
+    assert len(labels) == 200 and 50 < sum(labels) < 150
 
 
 def test_shipped_registry_lists_the_four_corpora():

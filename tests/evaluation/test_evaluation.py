@@ -128,7 +128,11 @@ def test_evaluate_command_returns_every_field_and_writes_json(tiny_run, capsys):
     result = json.loads((tiny_run / "eval.json").read_text())
     for key in KEYS:
         assert key in result, key
-    first20 = (REPO / "data/ptb/ptb.test.txt").read_text().splitlines()[:20]
+    from textvae.config import load_recipe
+    from textvae.data import load_corpus
+
+    # the run's test split (TINY keeps a seeded 64 of it), its first 20 sentences
+    first20 = load_corpus(load_recipe(tiny_run / "recipe.yaml").data)["test"]["text"][:20]
     kept = [line.split() for line in first20 if len(line.split()) <= 30]  # TINY sets data.max_length=30
     assert result["n_sentences"] == len(kept) and result["n_tokens"] == sum(len(w) + 1 for w in kept)
     assert result["iw_samples"] == 5 and result["latent_dim"] == 4

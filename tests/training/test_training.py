@@ -8,6 +8,7 @@ from textvae.cli import main
 from textvae import TextVAE
 from textvae.training import Trainer, train
 from textvae.training.checkpoint import checkpoint_dirs
+from textvae.data.shipped import SHIPPED_CORPORA
 from textvae.errors import RunError
 
 from tests.helpers import REPO, TINY
@@ -22,15 +23,18 @@ def test_quickstart_runs_through_the_cli(tmp_path, capsys):
     assert "model:" in printed and str(out / "model") in printed
     # It ends with what the model says: 3 samples, a 5-point interpolation, then what to try next.
     shown = printed.split("samples (z ~ p(z), top-p 0.9, seed 0):\n")[1]
-    samples, rest = shown.split("interpolation between two prior draws (greedy, no repeated 3-gram):\n")
+    a, b = SHIPPED_CORPORA["yelp"].examples  # the quickstart's data: a negative and a positive test sentence
+    samples, rest = shown.split(f'interpolation between "{a}" and "{b}" (greedy, no repeated 3-gram):\n')
     assert len(samples.splitlines()) == 3 and all(line.startswith("  ") for line in samples.splitlines())
     path, commands = rest.split("next:\n")
     assert [line.split()[0] for line in path.splitlines()] == ["0.00", "0.25", "0.50", "0.75", "1.00"]
     assert f"textvae generate {out / 'model'} -n 10" in commands and f"textvae evaluate {out} --split test" in commands
+    assert f"textvae reconstruct {out / 'model'} '{a}'" in commands
+    assert f"textvae interpolate {out / 'model'} '{a}' '{b}' --steps 6" in commands
     model_for_check = TextVAE.from_pretrained(out / "model")
     assert samples.splitlines() == [f"  {s}" for s in model_for_check.generate(3, seed=0, method="sample", top_p=0.9)]
     path_sentences = [line.split(None, 1)[1] if len(line.split(None, 1)) > 1 else "" for line in path.splitlines()]
-    assert path_sentences == [s.strip() for s in model_for_check.interpolate(steps=5, seed=0, no_repeat_ngram_size=3)]
+    assert path_sentences == [s.strip() for s in model_for_check.interpolate(a, b, steps=5, no_repeat_ngram_size=3)]
     model = TextVAE.from_pretrained(out / "model")
     assert model.latent_dim == 4 and model.tokenizer is not None
     from textvae.config import load_recipe
@@ -211,20 +215,23 @@ def test_plateau_restarts_from_best_with_a_fresh_optimizer(tmp_path, tiny_recipe
 def test_plateau_decay_resumes_exactly(tmp_path, tiny_recipe, weights):
     # A high rate and patience 1 make validations worsen within a few steps, so restarts happen
     # before and after the resume point; the resumed run must match the straight one bit for bit.
-    rule = ["train.eval_every=2", "train.patience=1", "train.lr_decay=0.5", "train.max_lr_decays=3", "train.lr=0.1",
-            "train.monitor=neg_elbo"]
+    rule = ["train.eval_every=2", "train.patience=1", "train.lr_decay=0.5", "train.max_lr_decays=3", "train.lr=0.2",
+            "train.monitor=neg_elbo", "train.log_every=2"]
     r = tiny_recipe(extra=rule + ["train.max_steps=20"])
     straight = train(r, tmp_path / "straight", progress=False)
     train(tiny_recipe(extra=rule + ["train.max_steps=10"]), tmp_path / "resumed", progress=False)
     resumed = train(r, tmp_path / "resumed", resume=True, progress=False)
     summary = json.loads((tmp_path / "straight" / "summary.json").read_text())
-    assert summary["lr_decays"] == 3 and summary["best_step"] is not None  # at steps 10 (the resume point), 12, 14
+    rows = [json.loads(x) for x in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()]
+    lrs = [(row["step"], row["lr"]) for row in rows if row["split"] == "train"]
+    # a restart at step s shows as a lower rate from the next logged step on
+    restarts = [prev_step for (prev_step, prev), (_, lr) in zip(lrs, lrs[1:]) if lr < prev]
+    assert summary["lr_decays"] == len(restarts) >= 2 and summary["best_step"] is not None
+    assert min(restarts) < 10 <= max(restarts), restarts  # one before the resume point, one after
     assert straight.step == resumed.step
     a, b = weights(tmp_path / "straight"), weights(tmp_path / "resumed")
     assert all(torch.equal(a[k], b[k]) for k in a)
-    lrs = [json.loads(x)["lr"] for x in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()
-           if json.loads(x)["split"] == "train"]
-    assert lrs[0] == pytest.approx(0.1) and min(lrs) == pytest.approx(0.1 * 0.5 ** summary["lr_decays"])
+    assert lrs[0][1] == pytest.approx(0.2) and lrs[-1][1] == pytest.approx(0.2 * 0.5 ** summary["lr_decays"])
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -79,13 +80,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"best:      {result.best_dir}")
     print(f"run dir:   {result.run_dir}  (metrics.jsonl, tb/, checkpoints/)")
     if args.samples > 0:
-        show_model(result.model_dir, args.samples, recipe.train.seed)
+        from textvae.data.shipped import SHIPPED_CORPORA
+
+        shipped = SHIPPED_CORPORA.get(recipe.data.name) if isinstance(recipe.data.name, str) else None
+        show_model(result.model_dir, args.samples, recipe.train.seed, shipped.examples if shipped else ())
     return status
 
 
-def show_model(model_dir: Path, n: int, seed: int) -> None:
+def show_model(model_dir: Path, n: int, seed: int, examples: tuple[str, ...] = ()) -> None:
     """What the model just trained says: ``n`` nucleus samples (top-p 0.9) and, for a VAE, a greedy
-    5-step interpolation between two prior draws (no repeated 3-gram); then the commands to look further."""
+    5-step interpolation (no repeated 3-gram) between the two ``examples`` sentences, or two prior
+    draws without them; then the commands to look further, with those sentences."""
     from textvae.inference.api import TextVAE
 
     model = TextVAE.from_pretrained(model_dir)
@@ -94,17 +99,20 @@ def show_model(model_dir: Path, n: int, seed: int) -> None:
     print(f"\nsamples ({'z ~ p(z), ' if model.is_vae else ''}top-p 0.9, seed {seed}):")
     for sentence in model.generate(n, seed=seed, method="sample", top_p=0.9):
         print(f"  {sentence}")
+    a, b = examples[:2] if len(examples) >= 2 else (None, None)
     if model.is_vae:
         # Greedy decoding of a short-trained model loops ("the <unk> of the <unk> …") until the length
         # limit; forbidding a repeated 3-gram, as Hugging Face generate can, shows what z says instead.
-        print("interpolation between two prior draws (greedy, no repeated 3-gram):")
-        for i, sentence in enumerate(model.interpolate(steps=5, seed=seed, no_repeat_ngram_size=3)):
+        between = f'"{a}" and "{b}"' if a else "two prior draws"
+        print(f"interpolation between {between} (greedy, no repeated 3-gram):")
+        for i, sentence in enumerate(model.interpolate(a, b, steps=5, seed=seed, no_repeat_ngram_size=3)):
             print(f"  {i / 4:.2f}  {sentence}")
     print("next:")
     print(f"  textvae generate {model_dir} -n 10 --decode sample --top-p 0.9")
     if model.is_vae:
-        print(f"  textvae reconstruct {model_dir} \"the company said it expects higher earnings\"")
-        print(f"  textvae interpolate {model_dir} \"the market fell sharply\" \"profits rose in the quarter\" --steps 6 --no-repeat-ngram-size 3")
+        a, b = (a, b) if a else ("the company said it expects higher earnings", "the market fell sharply")
+        print(f"  textvae reconstruct {model_dir} {shlex.quote(a)}")
+        print(f"  textvae interpolate {model_dir} {shlex.quote(a)} {shlex.quote(b)} --steps 6 --no-repeat-ngram-size 3")
     print(f"  textvae evaluate {model_dir.parent if model_dir.name == 'model' else model_dir} --split test")
 
 

@@ -71,9 +71,9 @@ class DataConfig:
     length_policy: Literal["filter", "truncate"] = "filter"
     """What to do with longer sentences: drop them, or cut them to ``max_length``."""
     max_train_examples: Optional[int] = None
-    """Keep only the first N training sentences (quick runs, budgets)."""
+    """Keep N training sentences drawn at random (seeded by ``train.seed``; quick runs, budgets)."""
     max_eval_examples: Optional[int] = None
-    """Keep only the first N validation and test sentences."""
+    """Keep N validation and N test sentences drawn at random (seeded; in the split's order)."""
 
     def __post_init__(self) -> None:
         if self.max_length < 1:

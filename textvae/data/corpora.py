@@ -15,6 +15,7 @@ lines. Error messages name the recipe key of each option (``data.encoding=cp1252
 
 from __future__ import annotations
 
+import numpy as np
 from typing import Optional
 
 from datasets import Dataset, DatasetDict
@@ -54,7 +55,9 @@ def load_corpus(cfg: DataConfig, seed: int = 0, names: OptionNames = RECIPE_KEYS
     (``ptb``, ``yelp``, ``yahoo``, ``sst2``), else a hub dataset (a name close to a shipped one
     is refused as a typo first). Without a validation split, ``cfg.valid_fraction`` of train is
     held out by a split seeded with ``seed``. Then ``max_train_examples`` /
-    ``max_eval_examples`` keep the first N sentences of each split.
+    ``max_eval_examples`` keep N sentences of each split drawn at random (seeded with ``seed``), in
+    the split's order: the head of a split could be one class (the shipped Yelp files list every
+    negative sentence first) or one topic.
 
     Args:
         names: how the user sets each option, for the errors: recipe keys (the default) or a
@@ -88,7 +91,7 @@ def load_corpus(cfg: DataConfig, seed: int = 0, names: OptionNames = RECIPE_KEYS
     if "validation" not in splits:
         splits["train"], splits["validation"] = _carve(splits["train"], cfg.valid_fraction, seed, origins["train"])
         dropped["validation"] = {}
-    splits = _limit(splits, cfg.max_train_examples, cfg.max_eval_examples)
+    splits = _limit(splits, cfg.max_train_examples, cfg.max_eval_examples, seed)
     ordered = {split: splits[split] for split in SPLITS if split in splits}
     return Corpus(ordered, {split: dropped.get(split, {}) for split in ordered},
                   {split: notes.get(split, []) for split in ordered})
@@ -103,9 +106,14 @@ def _carve(train: Dataset, fraction: float, seed: int, origin: str) -> tuple[Dat
     return parts["train"], parts["test"]
 
 
-def _limit(splits: dict[str, Dataset], max_train: Optional[int], max_eval: Optional[int]) -> dict[str, Dataset]:
+def _limit(splits: dict[str, Dataset], max_train: Optional[int], max_eval: Optional[int],
+           seed: int) -> dict[str, Dataset]:
     limited = {}
     for split, dataset in splits.items():
         limit = max_train if split == "train" else max_eval
-        limited[split] = dataset.select(range(limit)) if limit is not None and limit < len(dataset) else dataset
+        if limit is None or limit >= len(dataset):
+            limited[split] = dataset
+            continue
+        keep = np.random.default_rng([seed, SPLITS.index(split) if split in SPLITS else len(SPLITS)])
+        limited[split] = dataset.select(np.sort(keep.choice(len(dataset), size=limit, replace=False)))
     return limited

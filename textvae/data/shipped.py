@@ -30,16 +30,21 @@ class ShippedCorpus:
     reader: str = "plain"
     """Key of :data:`SHIPPED_READERS`: how lines (and labels) are read."""
     label_names: tuple[str, ...] = ()
+    examples: tuple[str, ...] = ()
+    """Two sentences of its test split that the commands printed after training use (reconstruct,
+    interpolate); for a labelled corpus, one of the first class and one of the second."""
 
 
 SHIPPED_CORPORA: dict[str, ShippedCorpus] = {
     "ptb": ShippedCorpus(
-        "ptb", {"train": ("ptb.train.txt",), "validation": ("ptb.valid.txt",), "test": ("ptb.test.txt",)}),
+        "ptb", {"train": ("ptb.train.txt",), "validation": ("ptb.valid.txt",), "test": ("ptb.test.txt",)},
+        examples=("the company said it expects higher earnings", "the market fell sharply")),
     # The Shen et al. train split is not shipped: dev is the training set, test stays the test set.
     "yelp": ShippedCorpus(
         "yelp_sentiment_shen",
         {"train": ("sentiment.dev.0", "sentiment.dev.1"), "test": ("sentiment.test.0", "sentiment.test.1")},
-        reader="suffix_label", label_names=("negative", "positive")),
+        reader="suffix_label", label_names=("negative", "positive"),
+        examples=("the service was terrible .", "the food was good and the bartender was even better .")),
     # yahoo.train.txt is not shipped either: the valid file trains, the test file tests.
     "yahoo": ShippedCorpus("yahoo_yang", {"train": ("yahoo.valid.txt",), "test": ("yahoo.test.txt",)}),
     "sst2": ShippedCorpus(
