@@ -58,3 +58,16 @@ def random_decoder_model(decoder: dict, mode: str = "vae", eos: Optional[float] 
 def decode_latents(n: int = 6, seed: int = 1) -> torch.Tensor:
     """n seeded latents of the random decoding models, spread wide (×3) so that z matters."""
     return torch.randn(n, 4, generator=torch.Generator().manual_seed(seed)) * 3
+
+
+def run_test_loader(run_dir: Path, sentences: int, batch_size: int):
+    """The model of a run directory and a fixed-order loader of the first ``sentences`` of its
+    recipe's test split, tokenized as training did."""
+    from textvae.config import load_recipe
+    from textvae.data import load_corpus, make_loader, tokenize_corpus
+
+    model = TextVAE.from_pretrained(run_dir / "model")
+    recipe = load_recipe(run_dir / "recipe.yaml")
+    test = load_corpus(recipe.data)["test"].select(range(sentences))
+    tokenized, _ = tokenize_corpus({"test": test}, model.tokenizer, recipe.data)
+    return model, make_loader(tokenized["test"], model.tokenizer, batch_size, shuffle=False)

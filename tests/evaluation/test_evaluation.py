@@ -15,7 +15,7 @@ from textvae.modeling import VocabSpec
 from textvae.objectives import gaussian_kl, mmd
 from textvae.errors import ConfigError
 
-from tests.helpers import REPO, TINY
+from tests.helpers import REPO, TINY, run_test_loader
 
 VOCAB = VocabSpec(vocab_size=20, pad_id=0, bos_id=1, eos_id=2, unk_id=3)
 
@@ -145,14 +145,7 @@ def test_evaluate_command_returns_every_field_and_writes_json(tiny_run, capsys):
 
 
 def test_evaluate_kl_matches_closed_form(tiny_run, emulated_bf16_allowed):
-    from textvae.data import load_corpus, make_loader, tokenize_corpus
-    from textvae.config import load_recipe
-
-    model = TextVAE.from_pretrained(tiny_run / "model")
-    recipe = load_recipe(tiny_run / "recipe.yaml")
-    test = load_corpus(recipe.data)["test"].select(range(16))
-    tokenized, _ = tokenize_corpus({"test": test}, model.tokenizer, recipe.data)
-    loader = make_loader(tokenized["test"], model.tokenizer, 8, shuffle=False)
+    model, loader = run_test_loader(tiny_run, 16, 8)
     result = evaluate_model(model, loader, iw_samples=2, num_prior_samples=0)
     kl, n = 0.0, 0
     with torch.no_grad():

@@ -11,15 +11,12 @@ import signal
 import pytest
 
 import textvae.evaluation.evaluate as evaluate_module
-from textvae import TextVAE
 from textvae.cli import main
-from textvae.config import load_recipe
-from textvae.data import load_corpus, make_loader, tokenize_corpus
 from textvae.errors import ConfigError
 from textvae.evaluation.evaluate import EvaluationStopped, evaluate_model
 from textvae.evaluation.progress import EvalProgress, progress_path
 
-from tests.helpers import REPO, TINY
+from tests.helpers import REPO, TINY, run_test_loader
 
 EVAL = ["--split", "test", "--iw-samples", "3", "--max-sentences", "20", "--batch-size", "4", "--prior-samples", "4"]
 
@@ -37,11 +34,7 @@ def without_time(result: dict) -> dict:
 
 
 def test_api_resume_after_a_stop_gives_the_uninterrupted_result(run, tmp_path):
-    model = TextVAE.from_pretrained(run / "model")
-    recipe = load_recipe(run / "recipe.yaml")
-    test = load_corpus(recipe.data)["test"].select(range(20))
-    tokenized, _ = tokenize_corpus({"test": test}, model.tokenizer, recipe.data)
-    loader = make_loader(tokenized["test"], model.tokenizer, 4, shuffle=False)
+    model, loader = run_test_loader(run, 20, 4)
     whole = evaluate_model(model, loader, iw_samples=3, num_prior_samples=4)
 
     with pytest.raises(EvaluationStopped) as stopped:
