@@ -564,3 +564,16 @@ def test_hub_retry_noise_is_held_back(model_dir, tmp_path, capsys, monkeypatch):
         assert seen == ["a real warning"]
     finally:
         hub_logger.removeHandler(handler)
+
+
+def test_shipped_example_sentences_are_test_sentences_of_their_classes():
+    # The commands printed after training reconstruct and interpolate these: held-out text, and for
+    # a labelled corpus from the first class to the second.
+    with_examples = {name: spec for name, spec in SHIPPED_CORPORA.items() if spec.examples}
+    assert {"ptb", "yelp"} <= set(with_examples)
+    for name, spec in with_examples.items():
+        test = load_corpus(DataConfig(name=name))["test"]
+        where = {text: i for i, text in enumerate(test["text"])}
+        assert len(spec.examples) == 2 and all(e in where for e in spec.examples), name
+        if spec.label_names:
+            assert [test["label"][where[e]] for e in spec.examples] == [0, 1], name

@@ -110,7 +110,7 @@ def show_model(model_dir: Path, n: int, seed: int, examples: tuple[str, ...] = (
     print("next:")
     print(f"  textvae generate {model_dir} -n 10 --decode sample --top-p 0.9")
     if model.is_vae:
-        a, b = (a, b) if a else ("the company said it expects higher earnings", "the market fell sharply")
+        a, b = (a, b) if a else ("a sentence to encode and decode back", "another sentence")
         print(f"  textvae reconstruct {model_dir} {shlex.quote(a)}")
         print(f"  textvae interpolate {model_dir} {shlex.quote(a)} {shlex.quote(b)} --steps 6 --no-repeat-ngram-size 3")
     print(f"  textvae evaluate {model_dir.parent if model_dir.name == 'model' else model_dir} --split test")

@@ -38,7 +38,7 @@ class ShippedCorpus:
 SHIPPED_CORPORA: dict[str, ShippedCorpus] = {
     "ptb": ShippedCorpus(
         "ptb", {"train": ("ptb.train.txt",), "validation": ("ptb.valid.txt",), "test": ("ptb.test.txt",)},
-        examples=("the company said it expects higher earnings", "the market fell sharply")),
+        examples=("trading volume was only modestly higher than normal", "now producers hope prices have hit bottom")),
     # The Shen et al. train split is not shipped: dev is the training set, test stays the test set.
     "yelp": ShippedCorpus(
         "yelp_sentiment_shen",
