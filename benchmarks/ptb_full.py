@@ -21,7 +21,8 @@ split), AU, greedy-reconstruction BLEU and exact match. Sweep entries (§3 of th
 fewer sentences or samples to rank settings; their rows say which.
 
 Each run lives in ``--runs`` (default ~/textvae-runs/ptb_full/NAME, outside the checkout), so an
-interrupted study resumes where it stopped (``textvae train … --resume``). Results merge into
+interrupted study resumes where it stopped (``textvae train … --resume``, and ``textvae evaluate …
+--resume`` from the progress an interrupted evaluation saved beside its output). Results merge into
 benchmarks/results/ptb_full.json row by row, each with its machine (CPU, ISA, threads), precision,
 budget (steps, epochs) and wall times. One job at a time: nothing else may run while a row trains.
 """
