@@ -151,7 +151,7 @@ def evaluation_identity(args: argparse.Namespace, model_dir: Path, n_batches: in
     from textvae.utils.layout import WEIGHTS_NAME
 
     return {"weights_sha256": file_sha256(Path(model_dir) / WEIGHTS_NAME), "split": args.split, "data": args.data,
-            "data_options": {k: v for k, v in data_options(args).items() if v is not None},
+            "data_options": data_options(args),  # the flags given (it leaves unset ones out)
             "iw_samples": args.iw_samples, "batch_size": args.batch_size, "max_sentences": args.max_sentences,
             "prior_samples": args.prior_samples, "au_threshold": args.au_threshold, "seed": args.seed,
             "precision": args.precision, "device": str(args.device), "batches": n_batches}
