@@ -70,7 +70,7 @@ ROWS: dict[str, tuple[str, list[str], str]] = {
                     "stage 1 of ae_pretrain_fb: an autoencoder (β = 0); not a table row"),
     "ae_pretrain_fb": ("ptb/ae_pretrain_fb.yaml", [*LSTM, "train.init_from={runs}/ae_pretrain"],
                        "AE-pretrained encoder, fresh decoder, free bits 0.25 (Li et al. 2019)"),
-    "bn_vae": ("ptb/bn_vae.yaml", [*LSTM], "BN-VAE (batch-normalised μ, fixed γ)"),
+    "bn_vae": ("ptb/bn_vae.yaml", [*LSTM], "BN-VAE, batch-normalised μ, γ = 0.7"),
     "mmd_vae": ("ptb/mmd_vae.yaml", [*LSTM], "InfoVAE α = 1 (MMD-VAE)"),
     "info_vae": ("ptb/info_vae.yaml", [*LSTM], "InfoVAE"),
     "transformer_elbo": ("ptb/transformer_elbo.yaml", [], "Transformer decoder, ELBO"),

@@ -182,7 +182,7 @@ def test_bad_scale_in_a_recipe_names_the_key(override, message):
 
 
 def test_recipe_sets_the_scale_and_null_turns_it_off():
-    assert load_recipe(RECIPE).model.posterior_batchnorm == 0.6
+    assert load_recipe(RECIPE).model.posterior_batchnorm == 0.7
     assert load_recipe(RECIPE, ["model.posterior_batchnorm=null"]).model.posterior_batchnorm is None
     with pytest.raises(ConfigError, match="a language model \\(model.mode=lm\\) has none"):
         ModelConfig(mode="lm", posterior_batchnorm=0.5)
@@ -197,4 +197,4 @@ def test_recipe_trains_through_the_cli(tmp_path, weights):
     assert int(tensors["head.mu_norm.norm.num_batches_tracked"]) >= 2  # BN saw the training batches
     assert "head.mu_norm.scale" not in tensors  # γ lives in config.json
     model = TextVAE.from_pretrained(out).eval()
-    assert model.config.posterior_batchnorm == 0.6
+    assert model.config.posterior_batchnorm == 0.7
