@@ -205,12 +205,15 @@ def test_cli_reconstruct(model_dir, tmp_path, capsys):
 
 def test_cli_interpolate(model_dir, capsys):
     assert main(["interpolate", model_dir, SENTENCES[0], SENTENCES[2], "--steps", "5", "--method", "slerp"]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    header, *lines = capsys.readouterr().out.splitlines()
+    assert header.split() == ["t", "‖z‖", "sentence"]
     assert len(lines) == 5
     assert lines[0].startswith("0.000") and lines[0].endswith(SENTENCES[0])
+    norms = [float(line.split()[1]) for line in lines]
+    assert all(n > 0 for n in norms)
     assert lines[-1].startswith("1.000") and lines[-1].endswith(SENTENCES[2])
     assert main(["interpolate", model_dir, "--steps", "3", "--seed", "0"]) == 0
-    assert len(capsys.readouterr().out.splitlines()) == 3
+    assert len(capsys.readouterr().out.splitlines()) == 1 + 3
     assert main(["interpolate", model_dir, SENTENCES[0], SENTENCES[1], "--steps", "1"]) == 2
     err = capsys.readouterr().err
     assert "--steps must be >= 2 so that the path includes both endpoints" in err and "Traceback" not in err

@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
         path = model.interpolation_latents(a, b, args.steps, method=args.method, use=args.use, seed=args.seed,
                                            max_input_length=args.max_length)
         sentences = model.decode_latent(path, seed=args.seed, batch_size=args.batch_size, **options)
+    print(f"{'t':>5}  {'‖z‖':>7}  sentence")  # the columns: position on the path, the latent's norm
     for i, (z, sentence) in enumerate(zip(path, sentences)):
         print(f"{i / (args.steps - 1):.3f}  {z.norm().item():7.3f}  {sentence}")
     return 0
