@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from textvae.modeling.linear_ce import ROW_QUANTUM, linear_cross_entropy
+from textvae.modeling.linear_ce import ROW_QUANTUM, VOCAB_QUANTUM, linear_cross_entropy
 
 
 def operands(n=70, h=12, v=41, bias=True, seed=0):
@@ -30,6 +30,26 @@ def test_values_and_gradients_match_cross_entropy(bias, chunk_rows):
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
     for a, e in zip(grads(out.sum() / 7, (hidden, weight, b)), grads(ref.sum() / 7, (hidden, weight, b))):
         torch.testing.assert_close(a, e, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("v", [VOCAB_QUANTUM, VOCAB_QUANTUM + 1, 2 * VOCAB_QUANTUM - 1])
+@pytest.mark.parametrize("bias", [True, False])
+def test_vocabulary_padding_changes_no_value_or_gradient(v, bias):
+    # The vocabulary is padded to a multiple of VOCAB_QUANTUM inside (for the matmul's speed): the
+    # padded columns must take no probability, and the gradients keep the parameters' shapes.
+    hidden, weight, b, targets = operands(n=40, v=v, bias=bias, seed=v)
+    targets[0] = v - 1  # the last real column, next to the padding
+    ref = F.cross_entropy(F.linear(hidden, weight, b), targets, reduction="none")
+    out = linear_cross_entropy(hidden, weight, b, targets, chunk_rows=16)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    tensors = (hidden, weight, b)
+    for row_weight in (torch.ones(40), torch.linspace(-1.0, 2.0, 40)):  # the equal and the exact path
+        out = linear_cross_entropy(hidden, weight, b, targets, chunk_rows=16)
+        ref = F.cross_entropy(F.linear(hidden, weight, b), targets, reduction="none")
+        got, want = grads((out * row_weight).sum(), tensors), grads((ref * row_weight).sum(), tensors)
+        for a, e in zip(got, want):
+            assert a.shape == e.shape
+            torch.testing.assert_close(a, e, rtol=1e-5, atol=1e-6)
 
 
 def test_unequal_row_weights_take_the_exact_path():

@@ -28,6 +28,10 @@ DEFAULT_CHUNK_ROWS = 256
 # token count (hence the last chunk's height) changes every step; a handful of heights stay cached.
 ROW_QUANTUM = 32
 LOGP_FLOOR = -80.0  # e^-80 ≈ 1.8e-35: still a normal fp32 number
+# The vocabulary is padded to a multiple of this (zero weight rows, −inf bias: probability 0). With
+# a vocabulary of 10,002 the fp32 (M, 256) × (256, V) product ran at 53 GFLOP/s on 2 AVX2 cores, and
+# at 68 with V = 10,048 (benchmarks/results/linear_ce_vocab_padding_*.md measures it in training).
+VOCAB_QUANTUM = 64
 
 
 def _compute_dtype(x: Tensor) -> torch.dtype:
@@ -77,23 +81,28 @@ def _score(hidden: Tensor, weight: Tensor, bias: Optional[Tensor], targets: Tens
     pad = -n % ROW_QUANTUM
     h = torch.nn.functional.pad(hidden.to(dtype), (0, 0, 0, pad))  # zero rows: no weight gradient
     t = torch.nn.functional.pad(targets, (0, pad))
-    w = weight.to(dtype)
-    rows_total, vocab = n + pad, w.shape[0]
+    w, b, vocab = weight.to(dtype), bias, weight.shape[0]
+    extra = -vocab % VOCAB_QUANTUM
+    if extra:  # padded columns: logit −inf, so the softmax and every real gradient are unchanged
+        w = torch.nn.functional.pad(w, (0, 0, 0, extra))
+        b = torch.nn.functional.pad(bias if bias is not None else w.new_zeros(vocab, dtype=torch.float32),
+                                    (0, extra), value=float("-inf"))
+    rows_total, padded_vocab = n + pad, w.shape[0]
     want_h, want_w, want_b = want
     want_grad = want_h or want_w or want_b
     nll = torch.empty(rows_total, dtype=torch.float32, device=h.device)
-    work = torch.empty(min(chunk_rows, rows_total), vocab, dtype=torch.float32, device=h.device)
-    grad_b = torch.zeros(vocab, dtype=torch.float32, device=h.device) if want_b else None
+    work = torch.empty(min(chunk_rows, rows_total), padded_vocab, dtype=torch.float32, device=h.device)
+    grad_b = torch.zeros(padded_vocab, dtype=torch.float32, device=h.device) if want_b else None
     grad_h = torch.empty_like(h) if want_h else None
     # The weight gradient: in fp32, accumulated chunk by chunk in place. In a lower precision the
     # logits' gradient is kept for all rows instead, so that it is one matmul and one cast to
     # fp32 (per-chunk partial sums would each need a cast, and summing them in bf16 loses bits).
     low = dtype != torch.float32
     grad_w = torch.zeros(w.shape, dtype=torch.float32, device=h.device) if want_w and not low else None
-    grad_logits = torch.empty(rows_total, vocab, dtype=dtype, device=h.device) if want_grad and low else None
+    grad_logits = torch.empty(rows_total, padded_vocab, dtype=dtype, device=h.device) if want_grad and low else None
     for s in range(0, rows_total, chunk_rows):
         rows = slice(s, s + chunk_rows)
-        nll[rows], g = _chunk(h[rows], w, bias, t[rows], work, want_grad,
+        nll[rows], g = _chunk(h[rows], w, b, t[rows], work, want_grad,
                               grad_logits[rows] if grad_logits is not None else None)
         if g is None:
             continue
@@ -107,17 +116,20 @@ def _score(hidden: Tensor, weight: Tensor, bias: Optional[Tensor], targets: Tens
             grad_w.addmm_(g.t(), h[rows])
     if want_w and low:
         grad_w = (grad_logits.t() @ h).float()
-    return nll[:n], (h, w, t), (grad_h, grad_w, grad_b)
+    # The padded weight rows' gradients are dropped; their zero weights gave grad_h nothing.
+    grad_w = None if grad_w is None else grad_w[:vocab]
+    grad_b = None if grad_b is None else grad_b[:vocab]
+    return nll[:n], (h, w, b, t), (grad_h, grad_w, grad_b)
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden: Tensor, weight: Tensor, bias: Optional[Tensor], targets: Tensor,
                 chunk_rows: int, dtype: torch.dtype) -> Tensor:
-        nll, (h, w, t), grads = _score(hidden, weight, bias, targets, chunk_rows, dtype,
-                                       tuple(ctx.needs_input_grad[:3]))
-        ctx.save_for_backward(h, w, bias, t, *grads)
-        ctx.chunk_rows, ctx.n = chunk_rows, hidden.shape[0]
+        nll, (h, w, b, t), grads = _score(hidden, weight, bias, targets, chunk_rows, dtype,
+                                          tuple(ctx.needs_input_grad[:3]))
+        ctx.save_for_backward(h, w, b, t, *grads)
+        ctx.chunk_rows, ctx.n, ctx.vocab = chunk_rows, hidden.shape[0], weight.shape[0]
         ctx.dtypes = (hidden.dtype, weight.dtype)
         return nll
 
@@ -128,8 +140,8 @@ class _LinearCrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def _backward(ctx, grad_nll: Tensor):
-        h, w, bias, t, grad_h, grad_w, grad_b = ctx.saved_tensors
-        (hidden_dtype, weight_dtype), n = ctx.dtypes, ctx.n
+        h, w, bias, t, grad_h, grad_w, grad_b = ctx.saved_tensors  # w, bias: vocabulary-padded
+        (hidden_dtype, weight_dtype), n, vocab = ctx.dtypes, ctx.n, ctx.vocab
         d_hidden = d_weight = d_bias = None
         if grad_h is not None:  # exact for any row weights
             d_hidden = (grad_h[:n].float() * grad_nll.unsqueeze(1)).to(hidden_dtype)
@@ -151,7 +163,8 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 if d_bias is not None:
                     d_bias += g.sum(0)
                 d_weight += (g.to(h.dtype).t() @ h[rows]).float()
-            d_weight = d_weight if grad_w is not None else None
+            d_weight = d_weight[:vocab] if grad_w is not None else None
+            d_bias = None if d_bias is None else d_bias[:vocab]
         if d_weight is not None:
             d_weight = d_weight.to(weight_dtype)
         if d_bias is not None:
