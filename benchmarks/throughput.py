@@ -11,14 +11,15 @@ Measured on this machine, in this run, with the same thread count throughout:
    bucketing, softmax over every position including padding, ``.item()`` every step), so the
    trainer's speed-up is measured rather than assumed;
    Each speed-up step of the trainer is also undone alone (``--ablations``: the fused softmax,
-   unpacked LSTMs, length bucketing, the fused optimizer, flushing denormals), so what each step
-   gains is measured (``--ablation-sizes``: PTB by default);
+   unpacked LSTMs, length bucketing, the fused optimizer, flushing denormals, the vocabulary padded
+   to a multiple of 64), so what each step gains is measured (``--ablation-sizes``: PTB by default);
 4. peak memory: the process's peak RSS (getrusage), and its growth during training (on CUDA:
    torch.cuda.max_memory_allocated);
 5. IW-NLL (K = 500) on PTB test as ``textvae evaluate`` computes it (batch 32, bucketed,
    chunk_rows 512): timed on the first ``--iw-sentences`` sentences and extrapolated by target
    tokens to the whole split, or timed on all of it with ``--iw-full``. An untrained PTB-size model
-   is used: the time does not depend on the weights.
+   is used: the time does not depend on the weights. ``--iw-ablations`` undoes the steps of that
+   pass one at a time too (the vocabulary padding; scoring chunks of 1,024 rows).
 
 Each measurement runs in a fresh subprocess, so peak RSS is its own. Sizes:
 
@@ -252,6 +253,13 @@ def _unpadded_vocabulary() -> None:
     linear_ce.VOCAB_QUANTUM = 1
 
 
+def _short_score_chunks() -> None:
+    """Scoring without gradients in chunks of 256 rows, as training does, not 1,024."""
+    import textvae.modeling.linear_ce as linear_ce
+
+    linear_ce.SCORE_CHUNK_ROWS = linear_ce.DEFAULT_CHUNK_ROWS
+
+
 # name → (what is undone, how; recipe overrides)
 ABLATIONS: dict[str, tuple[str, Any, list[str]]] = {
     "unfused_softmax": ("fused chunked softmax → cross_entropy(linear(h)) over stored logits", _unfused_softmax, []),
@@ -260,8 +268,10 @@ ABLATIONS: dict[str, tuple[str, Any, list[str]]] = {
     "unfused_adamw": ("fused AdamW → per-tensor AdamW", _unfused_optimizer, []),
     "denormals": ("denormals flushed → IEEE denormals", None, ["train.flush_denormal=false"]),
     "vocab_padding": ("vocabulary padded to a multiple of 64 → its own size", _unpadded_vocabulary, []),
+    "score_chunks": ("scoring chunks of 1,024 rows → 256", _short_score_chunks, []),
 }
-IW_ABLATIONS = ["vocab_padding"]  # the steps that the IW-NLL pass uses too
+IW_ABLATIONS = ["vocab_padding", "score_chunks"]  # the steps that the IW-NLL pass uses
+TRAIN_ABLATIONS = [name for name in ABLATIONS if name != "score_chunks"]  # training scores with gradients
 
 
 # --------------------------------------------------------------------------- workers (one subprocess each)
@@ -549,7 +559,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=1,
                    help="measure each trainer row this many times and report the median and the range")
     p.add_argument("--no-baseline", action="store_true", help="skip the padded baseline")
-    p.add_argument("--ablations", nargs="*", default=list(ABLATIONS), choices=list(ABLATIONS),
+    p.add_argument("--ablations", nargs="*", default=TRAIN_ABLATIONS, choices=TRAIN_ABLATIONS,
                    help="steps to undo one at a time, measuring what each gains (default: all; none: --ablations)")
     p.add_argument("--ablation-sizes", nargs="+", default=["ptb"], choices=list(SIZES),
                    help="sizes whose steps are undone one at a time (default: ptb)")

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from textvae.modeling.linear_ce import ROW_QUANTUM, VOCAB_QUANTUM, linear_cross_entropy
+from textvae.modeling.linear_ce import ROW_QUANTUM, SCORE_CHUNK_ROWS, VOCAB_QUANTUM, linear_cross_entropy
 
 
 def operands(n=70, h=12, v=41, bias=True, seed=0):
@@ -100,6 +100,20 @@ def test_frozen_weight_gets_no_gradient_and_hidden_still_does():
     F.cross_entropy(F.linear(h2, weight, b), targets, reduction="sum").backward()
     assert hidden.grad.abs().sum() > 0
     torch.testing.assert_close(hidden.grad, h2.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_default_chunks_with_and_without_gradients_match_cross_entropy():
+    # More rows than a scoring chunk (SCORE_CHUNK_ROWS) and than a training chunk: both defaults.
+    n = SCORE_CHUNK_ROWS + 77
+    hidden, weight, b, targets = operands(n=n)
+    ref = F.cross_entropy(F.linear(hidden, weight, b), targets, reduction="none")
+    with torch.no_grad():
+        scored = linear_cross_entropy(hidden, weight, b, targets)
+    torch.testing.assert_close(scored, ref.detach(), rtol=1e-5, atol=1e-5)
+    out = linear_cross_entropy(hidden, weight, b, targets)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    for a, e in zip(grads(out.sum(), (hidden, weight, b)), grads(ref.sum(), (hidden, weight, b))):
+        torch.testing.assert_close(a, e, rtol=1e-5, atol=1e-5)
 
 
 def test_no_grad_scoring_returns_plain_tensor():
