@@ -32,8 +32,9 @@ SCORE_CHUNK_ROWS = 1024
 ROW_QUANTUM = 32
 LOGP_FLOOR = -80.0  # e^-80 ≈ 1.8e-35: still a normal fp32 number
 # The vocabulary is padded to a multiple of this (zero weight rows, −inf bias: probability 0). With
-# a vocabulary of 10,002 the fp32 (M, 256) × (256, V) product ran at 53 GFLOP/s on 2 AVX2 cores, and
-# at 68 with V = 10,048 (benchmarks/results/linear_ce_vocab_padding_*.md measures it in training).
+# a vocabulary of 10,002 the fp32 (256, 256) × (256, V) product ran at 53 GFLOP/s on 2 AVX2 cores, and
+# at 68 with V = 10,048; PTB's K = 500 IW-NLL took 87 minutes unpadded, 70 padded (training gained 2 %:
+# benchmarks/results/throughput_cpu_epyc_avx2_softmax.md).
 VOCAB_QUANTUM = 64
 
 
