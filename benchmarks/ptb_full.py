@@ -364,9 +364,11 @@ def plot(rows: dict, lm: float | None) -> bool:
         # From 0 (no latent information) and at least ±2 nats about the LM, so that a handful of
         # points is not magnified into a spread that means nothing.
         ax.set_xlim(0, max(m[key] for m in points.values()) * 1.15 + 0.5)
-        ys = [m["iw_nll"] for m in points.values()] + ([lm] if lm is not None else [])
-        ax.set_ylim(min(min(ys) - 1, (lm if lm is not None else min(ys)) - 2),
-                    max(max(ys) + 1, (lm if lm is not None else max(ys)) + 2))
+        ys = [m["iw_nll"] for m in points.values()]
+        low, high = min(ys) - 1, max(ys) + 1
+        if lm is not None:
+            low, high = min(low, lm - 2), max(high, lm + 2)
+        ax.set_ylim(low, high)
         ax.ticklabel_format(axis="y", useOffset=False)
         if lm is not None:
             ax.axhline(lm, color="gray", linestyle="--", linewidth=1)

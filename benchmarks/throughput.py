@@ -274,6 +274,16 @@ IW_ABLATIONS = ["vocab_padding", "score_chunks"]  # the steps that the IW-NLL pa
 TRAIN_ABLATIONS = [name for name in ABLATIONS if name != "score_chunks"]  # training scores with gradients
 
 
+def undo_ablation(spec: dict[str, Any]) -> list[str]:
+    """Undo the step ``spec`` names (if any) in this worker process; its recipe overrides."""
+    if not spec.get("ablation"):
+        return []
+    _, undo, extra = ABLATIONS[spec["ablation"]]
+    if undo is not None:
+        undo()
+    return extra
+
+
 # --------------------------------------------------------------------------- workers (one subprocess each)
 
 
@@ -304,11 +314,7 @@ def train_worker(spec: dict[str, Any]) -> dict[str, Any]:
 
     warmup, steps = spec["warmup"], spec["steps"]
     total = warmup + steps
-    extra = []
-    if spec.get("ablation"):
-        _, undo, extra = ABLATIONS[spec["ablation"]]
-        if undo is not None:
-            undo()
+    extra = undo_ablation(spec)
     recipe = _recipe(spec["size"], extra + [f"train.precision={spec['precision']}", f"train.max_steps={total}",
                                     f"train.log_every={warmup}", f"train.eval_every={total}", "train.eval_batches=1",
                                     f"train.save_every={10 * total}", "train.tensorboard=false",
@@ -384,9 +390,7 @@ def iw_worker(spec: dict[str, Any]) -> dict[str, Any]:
     from textvae import TextVAE
     from textvae.modeling import VocabSpec
 
-    if spec.get("ablation"):
-        ABLATIONS[spec["ablation"]][1]()
-    recipe = _recipe("ptb", [])
+    recipe = _recipe("ptb", undo_ablation(spec))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     corpus, tokenizer = _data(recipe)
     test = corpus["test"]
