@@ -65,6 +65,21 @@ def test_from_pretrained_takes_a_run_directory_as_the_cli_does(run):
     assert not same_weights(TextVAE.from_pretrained(run), TextVAE.from_pretrained(run / "checkpoints/step-00000002"))
 
 
+def test_from_pretrained_gives_a_model_without_dropout_as_hugging_face_does(tmp_path):
+    # A loaded model is for inference: dropout on would make a user's greedy decode of it random.
+    config = ModelConfig(latent_dim=4, embed_dropout=0.5, encoder=EncoderConfig(embed_dim=16, hidden_dim=16),
+                         decoder=DecoderConfig(embed_dim=16, hidden_dim=16, dropout=0.5))
+    TextVAE(config, VocabSpec(50, 0, 1, 2, 3)).save_pretrained(tmp_path / "m")
+    model = TextVAE.from_pretrained(tmp_path / "m")
+    assert not any(m.training for m in model.modules())
+    ids, lengths = torch.tensor([[2, 5, 6, 7, 3]]), torch.tensor([5])
+    z = torch.randn(1, 4, generator=torch.Generator().manual_seed(0))
+    first = model.reconstruction_nll(ids, lengths, z)[0]
+    assert torch.equal(first, model.reconstruction_nll(ids, lengths, z)[0])
+    model.train()  # fine-tuning: dropout back, so the same call differs
+    assert not torch.equal(first, model.reconstruction_nll(ids, lengths, z)[0])
+
+
 def test_a_model_directory_without_config_json_names_the_file(run, tmp_path):
     copy = tmp_path / "weights-only"
     copy.mkdir()

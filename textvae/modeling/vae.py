@@ -283,6 +283,8 @@ class TextVAEModel(nn.Module):
     def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> "TextVAEModel":
         """Rebuild a model from a directory written by :meth:`save_pretrained`, or from a run
         directory (``textvae train --output DIR``), whose ``model/`` it loads, as the CLI does.
+        The model comes back in eval mode (dropout off), as Hugging Face's ``from_pretrained``
+        gives it; call ``.train()`` to fine-tune.
 
         Raises:
             ModelError: a file is missing or damaged; the message names it. For a run's
@@ -345,7 +347,7 @@ class TextVAEModel(nn.Module):
             raise ModelError(
                 f"{weights_path} does not match {config_path}: missing {sorted(missing)[:5]}, "
                 f"unexpected {sorted(unexpected)[:5]}. The files come from different models.")
-        return model.to(device)
+        return model.to(device).eval()
 
     @classmethod
     def _load_extras(cls, directory: Path, vocab: VocabSpec) -> dict[str, Any]:
