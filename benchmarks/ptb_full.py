@@ -9,8 +9,9 @@ Convergence rule, the same for every row, the text-VAE literature's (He et al. 2
 2019): validate every 1,000 steps (≈ 0.76 epoch of batch 32); a plateau is 3 validations in a row
 without a better validation −ELBO (``train.monitor=neg_elbo``; for the LM its NLL), not counting
 validations during a KL warm-up (a cyclical schedule therefore runs its whole budget); at a plateau
-the run restarts from its best model with a fresh optimizer at half the learning rate
-(``train.lr_decay=0.5``), and stops at the plateau after the third such restart
+the run restarts from its best model at half the learning rate (``train.lr_decay=0.5``),
+AdamW's moments kept (``train.restart_optimizer=keep``; runs trained when a restart cleared them
+are marked, see ``RESET``), and stops at the plateau after the third such restart
 (``train.max_lr_decays=3``); at most 40,000 steps; the best validation model (``best/``) is evaluated.
 Until its first plateau a run is at the constant rate 1e-3, so runs started under the earlier rule
 (stop at the first plateau) continue under this one with ``--resume``.
@@ -49,7 +50,12 @@ from textvae.utils.cpu import cpu_description  # noqa: E402
 RESULTS = REPO / "benchmarks" / "results"
 TRAIN_SENTENCES = 42_068  # PTB train, every sentence kept (max_length 100 drops none)
 RULE = ["train.max_steps=40000", "train.eval_every=1000", "train.patience=3", "train.lr_decay=0.5",
-        "train.max_lr_decays=3", "train.monitor=neg_elbo", "train.precision=auto"]
+        "train.max_lr_decays=3", "train.restart_optimizer=keep", "train.monitor=neg_elbo", "train.precision=auto"]
+
+# Runs trained before a restart could keep AdamW's state: each of their restarts cleared it (the one
+# behaviour then), and validation got worse after every restart (benchmarks/restart_optimizer.py). A
+# row's JSON says `restart_optimizer: reset` while it holds such a run; the sweep entry keeps it.
+RESET = ["train.restart_optimizer=reset"]
 
 # The LSTM rows' regularisation, He et al.'s decoder settings (dropout 0.5 on the embeddings and on the
 # LSTM output). With the recipes' dropout 0.2 on the output alone the LM overfits by epoch 4.6 (train
@@ -92,7 +98,7 @@ SWEEP: dict[str, tuple[str, list[str], str]] = {
     # per-sentence KL weight (α = 0: the bound the table ranks by is what is optimised) and the
     # aggregate MMD on top (α+λ−1 = 99).
     "info_bn0.7_a0_lam100": ("ptb/info_vae.yaml", [*LSTM, "model.posterior_batchnorm=0.7", "objective.alpha=0.0",
-                                                   "objective.lam=100"],
+                                                   "objective.lam=100", *RESET],
                              "InfoVAE α = 0, λ = 100, BN encoder γ = 0.7"),
 }
 
@@ -226,6 +232,20 @@ def numerics_of(directory: Path) -> dict:
     return torch.load(states[-1], map_location="cpu", weights_only=False).get("numerics", {})  # our own file
 
 
+def restart_optimizer_of(directory: Path) -> str | None:
+    """What the run's plateau restarts did with AdamW's state (``train.restart_optimizer`` of its last
+    checkpoint; ``reset`` for a run from before the key, the one behaviour then); None without a restart."""
+    import yaml
+
+    summary = directory / "summary.json"
+    if not summary.is_file() or not json.loads(summary.read_text()).get("lr_decays"):
+        return None
+    recipes = sorted((directory / "checkpoints").glob("step-*/training_recipe.yaml"),
+                     key=lambda p: int(p.parent.name.split("-")[1]))
+    train = yaml.safe_load(recipes[-1].read_text()).get("train", {}) if recipes else {}
+    return train.get("restart_optimizer", "reset")
+
+
 def record(args: argparse.Namespace, name: str, metrics: dict) -> dict:
     directory = run_dir(args, name)
     recipe, overrides, what = entry(name)
@@ -239,7 +259,7 @@ def record(args: argparse.Namespace, name: str, metrics: dict) -> dict:
     return {
         "what": what, "recipe": f"recipes/{recipe}", "overrides": overrides,
         "train_command": shlex.join(train_command(args, name)), "eval_command": shlex.join(eval_command(args, name)),
-        **budget(directory, monitor), "monitor": monitor,
+        **budget(directory, monitor), "monitor": monitor, "restart_optimizer": restart_optimizer_of(directory),
         "train_minutes": round(sum(times["train_seconds"]) / 60, 1), "train_sessions": len(times["train_seconds"]),
         "eval_minutes": round(times["eval_seconds"].get(eval_file(args, name).name, metrics["seconds"]) / 60, 1),
         "metrics": {k: metrics[k] for k in keep if k in metrics},
@@ -286,7 +306,8 @@ def table(rows: dict, lm: float | None) -> list[str]:
         cells = [fmt.format(m[k]) if k in m else "—" for k, _, fmt in COLUMNS]
         delta = f"{m['iw_nll'] - lm:+.2f}" if lm is not None and name != "lm" else "—"
         num = r.get("numerics", {})
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {delta} | {r['best_step']:,} / {r['steps']:,} "
+        mark = " (restarts reset AdamW)" if r.get("restart_optimizer") == "reset" else ""
+        lines.append(f"| {name}{mark} | " + " | ".join(cells) + f" | {delta} | {r['best_step']:,} / {r['steps']:,} "
                      f"({r['epochs']}) | {r['train_minutes']} | {r['eval_minutes']} | "
                      f"{m.get('precision', '?')}, {num.get('threads', '?')} | {m['n_sentences']:,}, "
                      f"{m.get('iw_samples') or 'exact'} |")
@@ -305,7 +326,9 @@ def render(results: dict) -> None:
            "**Convergence rule, the same for every row:** validation every 1,000 steps; a plateau is 3 "
            "validations in a row without a better validation −ELBO (the LM: NLL), not counting validations "
            "during a KL warm-up (a cyclical schedule runs its whole budget); at a plateau the run restarts "
-           "from its best model with a fresh optimizer at half the learning rate (from 1e-3), and stops at "
+           "from its best model at half the learning rate (from 1e-3) with AdamW's moments kept (rows marked "
+           "*restarts reset AdamW* were trained when a restart cleared them, the only behaviour then; "
+           "`benchmarks/results/restart_optimizer.md` measures the difference), and stops at "
            "the plateau after the third restart; at most 40,000 steps. The best validation model is "
            "evaluated. `best step / steps` is the budget actually used.", "",
            "**Protocol:** all 3,761 PTB test sentences, IW-NLL with K = 500 importance samples (nats per "

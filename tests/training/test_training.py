@@ -102,6 +102,10 @@ def test_output_dir_refuses_to_mix_runs(tmp_path, tiny_recipe):
         Trainer(other, tmp_path / "run", resume=True)
     with pytest.raises(RunError, match="holds no checkpoint"):
         Trainer(r, tmp_path / "fresh", resume=True)
+    # The stopping rule may change on resume, as a run is continued under a longer one.
+    longer = tiny_recipe(extra=["train.max_steps=4", "train.eval_every=2", "train.patience=2", "train.lr_decay=0.5",
+                                "train.restart_optimizer=reset"])
+    assert Trainer(longer, tmp_path / "run", resume=True).recipe.train.restart_optimizer == "reset"
     stranger = tmp_path / "stranger"
     stranger.mkdir()
     (stranger / "notes.txt").write_text("precious")
@@ -190,9 +194,10 @@ def test_plateau_rule_decays_then_stops():
     assert plateau_action(state, 2.0, plain, counts=True) == "stop" and decay_factor(plain, state) == 1.0
 
 
-def test_plateau_restarts_from_best_with_a_fresh_optimizer(tmp_path, tiny_recipe):
+@pytest.mark.parametrize("restart_optimizer", ["keep", "reset"])
+def test_plateau_restarts_from_best_at_the_lower_rate(tmp_path, tiny_recipe, restart_optimizer):
     r = tiny_recipe(extra=["train.patience=1", "train.lr_decay=0.5", "train.max_lr_decays=1", "train.lr=0.002",
-                           "train.monitor=neg_elbo"])
+                           "train.monitor=neg_elbo", f"train.restart_optimizer={restart_optimizer}"])
     trainer = Trainer(r, tmp_path / "run")
     trainer.setup()
     assert trainer._after_validation({"loss": 1.0, "neg_elbo": 50.0}) is False  # writes best/
@@ -203,9 +208,16 @@ def test_plateau_restarts_from_best_with_a_fresh_optimizer(tmp_path, tiny_recipe
     trainer.state.step = 1
     assert trainer.optimizer.state and not torch.equal(trainer.model.state_dict()["decoder.output.weight"],
                                                        best["decoder.output.weight"])
+    moments = {id(p): {k: v.clone() for k, v in st.items()} for p, st in trainer.optimizer.state.items()}
     assert trainer._after_validation({"loss": 1.0, "neg_elbo": 60.0}) is False  # the plateau: a restart
     assert all(torch.equal(v, best[k]) for k, v in trainer.model.state_dict().items())
-    assert not trainer.optimizer.state and trainer.state.lr_decays == 1 and trainer.state.bad_evals == 0
+    assert trainer.state.lr_decays == 1 and trainer.state.bad_evals == 0
+    if restart_optimizer == "reset":
+        assert not trainer.optimizer.state
+    else:  # the same moments and step counts, on the restored weights
+        kept = {id(p): st for p, st in trainer.optimizer.state.items()}
+        assert kept.keys() == moments.keys() and all(
+            torch.equal(kept[i][k], v) for i, st in moments.items() for k, v in st.items())
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.001)
     trainer.scheduler.step()
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.001)  # the schedule keeps the decay
@@ -238,6 +250,7 @@ def test_plateau_decay_resumes_exactly(tmp_path, tiny_recipe, weights):
     (["train.lr_decay=0.5"], "train.patience is not"),
     (["train.lr_decay=1.5", "train.patience=2"], r"train.lr_decay must be in \(0, 1\)"),
     (["train.lr_decay=0.5", "train.patience=2", "train.max_lr_decays=0"], "max_lr_decays must be >= 1"),
+    (["train.restart_optimizer=fresh"], r"train.restart_optimizer must be one of \['keep', 'reset'\]"),
 ])
 def test_lr_decay_bad_settings(tiny_recipe, extra, message):
     with pytest.raises(Exception, match=message):

@@ -564,12 +564,18 @@ class TrainConfig:
     schedule throughout, so it runs its whole budget) do not count."""
     lr_decay: Optional[float] = None
     """At a plateau (``patience`` evaluations without a better ``monitor``), instead of stopping:
-    restart from the best model (``best/``) with a fresh optimizer at the learning rate × lr_decay,
-    and stop only at the plateau after ``max_lr_decays`` such restarts. This is the text-VAE
-    literature's protocol (He et al. 2019, Li et al. 2019, Zhu et al. 2020: 0.5, 5); it needs
-    ``patience``. None: stop at the first plateau."""
+    restart from the best model (``best/``) at the learning rate × lr_decay, and stop only at the
+    plateau after ``max_lr_decays`` such restarts. This is the text-VAE literature's protocol
+    (He et al. 2019, Li et al. 2019, Zhu et al. 2020: 0.5, 5); it needs ``patience``. None: stop at
+    the first plateau."""
     max_lr_decays: int = 5
     """With ``lr_decay``: how many restarts at a lower learning rate before the run stops."""
+    restart_optimizer: Literal["keep", "reset"] = "keep"
+    """With ``lr_decay``: what a restart does with the optimizer's state. ``keep``: AdamW's moments
+    carry over. ``reset``: they are cleared, and a fresh AdamW's first updates are m̂/√v̂ = ±1, so
+    every weight moves by the whole rate at once. Measured on the PTB ELBO VAE at its best
+    (step 33,000), restarted at lr 5e-4: validation −ELBO 0.44 nats worse 500 steps later when reset,
+    0.09 better when kept (He et al.'s restart uses SGD, which has no state to clear)."""
     monitor: Literal["loss", "neg_elbo"] = "loss"
     """The validation figure that picks ``best/`` and drives ``patience``: ``loss`` (the training
     objective at β = 1, λ·MMD included) or ``neg_elbo`` (rec + KL, an upper bound on the NLL; the

@@ -36,7 +36,7 @@ RESUMABLE_CHANGES = {("train", "max_steps"), ("train", "patience"), ("train", "e
                      ("train", "save_every"), ("train", "log_every"), ("train", "keep_checkpoints"),
                      ("train", "tensorboard"), ("train", "compile"), ("train", "flush_denormal"),
                      # The stopping rule, like patience: a run may be continued under a longer one.
-                     ("train", "lr_decay"), ("train", "max_lr_decays")}
+                     ("train", "lr_decay"), ("train", "max_lr_decays"), ("train", "restart_optimizer")}
 
 
 def resume_command(run_dir: Path) -> str:

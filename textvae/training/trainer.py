@@ -455,18 +455,20 @@ class Trainer:
         return action == "stop"
 
     def _restart_from_best(self) -> None:
-        """He et al. 2019's plateau step: the best weights, a fresh optimizer, the lower rate. The
-        Adam moments are dropped because they were estimated for the weights being left behind."""
+        """He et al. 2019's plateau step: the best weights and the lower rate; the optimizer's state
+        kept or cleared (``train.restart_optimizer``)."""
         s, cfg = self.state, self.recipe.train
         load_model(self.model, str(self.run_dir / BEST_DIR / WEIGHTS_NAME), device=str(self.device))
-        self.optimizer.state.clear()
+        if cfg.restart_optimizer == "reset":
+            self.optimizer.state.clear()
         # The scheduler set this step's rate before the plateau was known; the next step uses the new one.
         factor = self.scheduler.lr_lambdas[0](self.scheduler.last_epoch)
         for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs):
             group["lr"] = base * factor
         self._say(f"step {s.step}: no better validation {cfg.monitor} in {cfg.patience} evaluations: restarting "
-                  f"from the best model (step {s.best_step}, {cfg.monitor} {s.best_loss:.3f}) with a fresh "
-                  f"optimizer at lr {self.optimizer.param_groups[0]['lr']:.3g} "
+                  f"from the best model (step {s.best_step}, {cfg.monitor} {s.best_loss:.3f}) with "
+                  f"{'a fresh optimizer' if cfg.restart_optimizer == 'reset' else 'the optimizer state kept'} "
+                  f"at lr {self.optimizer.param_groups[0]['lr']:.3g} "
                   f"(decay {s.lr_decays} of {cfg.max_lr_decays}).")
 
     def _track_aggressive(self, metrics: dict[str, float]) -> None:
