@@ -573,9 +573,10 @@ class TrainConfig:
     restart_optimizer: Literal["keep", "reset"] = "keep"
     """With ``lr_decay``: what a restart does with the optimizer's state. ``keep``: AdamW's moments
     carry over. ``reset``: they are cleared, and a fresh AdamW's first updates are m̂/√v̂ = ±1, so
-    every weight moves by the whole rate at once. Measured on the PTB ELBO VAE at its best
-    (step 33,000), restarted at lr 5e-4: validation −ELBO 0.44 nats worse 500 steps later when reset,
-    0.09 better when kept (He et al.'s restart uses SGD, which has no state to clear)."""
+    every weight moves by the whole rate at once. Measured on the PTB ELBO VAE restarted from its
+    best (step 33,000) at lr 5e-4: validation −ELBO 0.40–0.53 nats worse than kept at each of four
+    validations over 2,000 steps, and never back to where it started
+    (benchmarks/results/restart_optimizer.md). He et al.'s restart uses SGD, which has no state."""
     monitor: Literal["loss", "neg_elbo"] = "loss"
     """The validation figure that picks ``best/`` and drives ``patience``: ``loss`` (the training
     objective at β = 1, λ·MMD included) or ``neg_elbo`` (rec + KL, an upper bound on the NLL; the
