@@ -61,7 +61,7 @@ def prepare_run_dir(run_dir: Path, recipe: Recipe, resume: bool, overwrite: bool
             raise RunError(
                 f"--resume: the recipe differs from the one {run_dir} was trained with in "
                 f"{', '.join(blocking)}; resuming would mix two experiments. Use the same recipe "
-                "(only train.max_steps, the stopping rule — patience, lr_decay, max_lr_decays — and logging intervals may change) or a new --output.")
+                "(only train.max_steps, the stopping rule — patience, lr_decay, max_lr_decays, restart_optimizer — and logging intervals may change) or a new --output.")
         _check_writable(run_dir)
         return
     if run_dir.exists() and any(run_dir.iterdir()):
