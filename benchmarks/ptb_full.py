@@ -237,12 +237,14 @@ def restart_optimizer_of(directory: Path) -> str | None:
     checkpoint; ``reset`` for a run from before the key, the one behaviour then); None without a restart."""
     import yaml
 
+    from textvae.training.checkpoint import TRAINING_RECIPE_NAME, checkpoint_dirs
+
     summary = directory / "summary.json"
     if not summary.is_file() or not json.loads(summary.read_text()).get("lr_decays"):
         return None
-    recipes = sorted((directory / "checkpoints").glob("step-*/training_recipe.yaml"),
-                     key=lambda p: int(p.parent.name.split("-")[1]))
-    train = yaml.safe_load(recipes[-1].read_text()).get("train", {}) if recipes else {}
+    checkpoints = checkpoint_dirs(directory)
+    train = (yaml.safe_load((checkpoints[-1] / TRAINING_RECIPE_NAME).read_text()).get("train", {})
+             if checkpoints else {})
     return train.get("restart_optimizer", "reset")
 
 

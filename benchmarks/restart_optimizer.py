@@ -26,6 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from textvae.utils.cpu import cpu_description  # noqa: E402
+from textvae.utils.metrics import read_metrics  # noqa: E402
 
 ARMS = ("reset", "keep")
 
@@ -50,32 +51,27 @@ def run_arm(args: argparse.Namespace, arm: str) -> None:
         if checkpoint.name != f"step-{args.step:08d}":
             shutil.rmtree(checkpoint)
     recipe = load_recipe(out / "recipe.yaml", [f"train.max_steps={args.step + args.steps}",
-                                               f"train.eval_every={args.every}", "train.patience=100"])
+                                               f"train.eval_every={args.every}", "train.patience=100",
+                                               f"train.restart_optimizer={arm}"])
     trainer = Trainer(recipe, out, resume=True, progress=False, threads=1)
     trainer.setup()
     s = trainer.state
     if s.best_step != args.step:
         raise SystemExit(f"the checkpoint at step {args.step} is not the run's best (step {s.best_step}).")
-    s.lr_decays += 1  # the scheduler reads the decays from the state: half the rate from here on
-    if arm == "reset":
-        trainer.optimizer.state.clear()
-    factor = trainer.scheduler.lr_lambdas[0](trainer.scheduler.last_epoch)
-    for group, base in zip(trainer.optimizer.param_groups, trainer.scheduler.base_lrs):
-        group["lr"] = base * factor
-    print(f"{arm}: from step {s.step} (validation −ELBO {s.best_loss:.3f}) at lr "
-          f"{trainer.optimizer.param_groups[0]['lr']:.3g}", flush=True)
+    s.lr_decays += 1  # as the plateau rule counts a decay; the scheduler reads it: half the rate from here on
+    trainer._restart_from_best()  # the Trainer's own restart, under this arm's train.restart_optimizer
     trainer.fit()
 
 
 def validations(directory: Path, after: int) -> list[list[float]]:
-    rows = [json.loads(line) for line in (directory / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    rows = read_metrics(directory)
     return [[r["step"], round(r["neg_elbo"], 3)] for r in rows if r.get("split") == "valid" and r["step"] > after]
 
 
 def restarts(directory: Path) -> list[dict]:
     """Each plateau restart of a run (a step after which the logged rate halves): the best validation
     before it and the first validation after it."""
-    rows = [json.loads(line) for line in (directory / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    rows = read_metrics(directory)
     train = [(r["step"], r["lr"]) for r in rows if r.get("split") == "train"]
     valid = [(r["step"], r["neg_elbo"]) for r in rows if r.get("split") == "valid"]
     out = []
