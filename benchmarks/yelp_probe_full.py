@@ -34,7 +34,8 @@ Each run lives in ``--runs`` (default ~/textvae-runs/yelp_probe_full/CORPUS_ROW,
 so an interrupted study resumes (``textvae train … --resume``). The MiniLM features are computed once
 per corpus and kept in ``--runs``/pretrained_features. Results merge into
 benchmarks/results/yelp_probe_full.json row by row, each with its commands, machine (CPU, ISA,
-threads), precision, budget (steps, epochs) and wall times. One job at a time.
+threads), precision, budget (steps, epochs) and wall times. One job at a time, or two 1-thread jobs pinned
+to different cores, as in ptb_full.py.
 """
 
 from __future__ import annotations
