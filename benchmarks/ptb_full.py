@@ -26,10 +26,10 @@ interrupted study resumes where it stopped (``textvae train … --resume``, and 
 --resume`` from the progress an interrupted evaluation saved beside its output). Results merge into
 benchmarks/results/ptb_full.json row by row, each with its machine (CPU, ISA, threads), precision,
 budget (steps, epochs) and wall times. Nothing else may run beside a row but, at most, a second row:
-two 1-thread jobs pinned to different cores (``CORE=N bash benchmarks/pinned.sh ptb_full.py NAME --threads 1
---eval-threads 1``) keep their
-speed, while two jobs of 2 threads on 2 cores slow each other 5–15×. ``--note`` records such a neighbour
-in the rows' timing notes, since their minutes are then upper bounds.
+two 1-thread jobs pinned to different cores keep their speed (``CORE=N bash benchmarks/pinned.sh
+ptb_full.py NAME --threads 1 --eval-threads 1``), while two jobs of 2 threads on 2 cores slow each
+other 5–15×. ``--note`` records such a neighbour in the rows' timing notes: their minutes are then
+upper bounds.
 """
 
 from __future__ import annotations
