@@ -18,6 +18,7 @@ reader follows top to bottom; everything around them lives in the modules named 
 
 from __future__ import annotations
 
+import gc
 import math
 import time
 import warnings
@@ -557,10 +558,18 @@ def train(recipe: Recipe, run_dir: str | Path, resume: bool = False, overwrite: 
     Under torchrun, every rank calls this; the process group is left when it returns.
     """
     threads_before = torch.get_num_threads()
+    trainer = None
     try:
-        return Trainer(recipe, run_dir, resume=resume, overwrite=overwrite, progress=progress, threads=threads,
-                       allow_different_threads=allow_different_threads).fit()
+        trainer = Trainer(recipe, run_dir, resume=resume, overwrite=overwrite, progress=progress, threads=threads,
+                          allow_different_threads=allow_different_threads)
+        return trainer.fit()
     finally:
+        # The DDP wrapper's reducer holds the process group, and reference cycles can keep the Trainer
+        # alive until interpreter shutdown; gloo's worker threads torn down that late abort the process
+        # ("terminate called without an active exception", seen once in a CPU run of two ranks). So
+        # release the Trainer and collect it while the interpreter is whole, then leave the group.
+        del trainer
+        gc.collect()
         destroy_process_group()
         if torch.get_num_threads() != threads_before:
             torch.set_num_threads(threads_before)
