@@ -305,7 +305,7 @@ COLUMNS = [("iw_nll", "IW-NLL", "{:.2f}"), ("ppl", "PPL", "{:.1f}"), ("neg_elbo"
 
 def table(rows: dict, lm: float | None) -> list[str]:
     head = ("| row | " + " | ".join(c for _, c, _ in COLUMNS) + " | Δ LM | best step / steps (epochs) | "
-            "train min | eval min | precision, threads | sentences, K |")
+            "train min | eval min | precision (train / eval), threads | sentences, K |")
     lines = [head, "|" + "---|" * (len(COLUMNS) + 7)]
     for name, r in rows.items():
         m = r["metrics"]
@@ -315,7 +315,7 @@ def table(rows: dict, lm: float | None) -> list[str]:
         mark = " (restarts reset AdamW)" if r.get("restart_optimizer") == "reset" else ""
         lines.append(f"| {name}{mark} | " + " | ".join(cells) + f" | {delta} | {r['best_step']:,} / {r['steps']:,} "
                      f"({r['epochs']}) | {r['train_minutes']} | {r['eval_minutes']} | "
-                     f"{m.get('precision', '?')}, {num.get('threads', '?')} | {m['n_sentences']:,}, "
+                     f"{num.get('precision', '?')} / {m.get('precision', '?')}, {num.get('threads', '?')} | {m['n_sentences']:,}, "
                      f"{m.get('iw_samples') or 'exact'} |")
     return lines
 
