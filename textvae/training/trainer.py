@@ -18,7 +18,6 @@ reader follows top to bottom; everything around them lives in the modules named 
 
 from __future__ import annotations
 
-import gc
 import math
 import time
 import warnings
@@ -564,12 +563,9 @@ def train(recipe: Recipe, run_dir: str | Path, resume: bool = False, overwrite: 
                           allow_different_threads=allow_different_threads)
         return trainer.fit()
     finally:
-        # The DDP wrapper's reducer holds the process group, and reference cycles can keep the Trainer
-        # alive until interpreter shutdown; gloo's worker threads torn down that late abort the process
-        # ("terminate called without an active exception", seen once in a CPU run of two ranks). So
-        # release the Trainer and collect it while the interpreter is whole, then leave the group.
+        # The Trainer's DDP wrapper holds the process group: drop this frame's reference (an exception's
+        # traceback would keep it) so that leaving the group can also free what holds it.
         del trainer
-        gc.collect()
         destroy_process_group()
         if torch.get_num_threads() != threads_before:
             torch.set_num_threads(threads_before)
