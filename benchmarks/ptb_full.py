@@ -89,7 +89,7 @@ ROWS: dict[str, tuple[str, list[str], str]] = {
     # Short-run inference and the latent EBM prior (issue 15). The chains make a posterior step about
     # 13× and an EBM-prior step about 1.2× an amortized one (benchmarks/results/chain_cost_cpu_epyc.md).
     "ebm_prior": ("ptb/ebm_prior.yaml", [*LSTM], "ELBO, latent EBM prior (Pang et al. 2020)"),
-    "info_vae_ebm": ("ptb/info_vae_ebm.yaml", [*LSTM], "InfoVAE α = 0.5, λ = 100, latent EBM prior"),
+    "info_vae_ebm": ("ptb/info_vae_ebm.yaml", [], "InfoVAE α = 0, λ = 100, BN encoder γ = 0.7, latent EBM prior"),
     "sri": ("ptb/sri.yaml", [*LSTM], "short-run Langevin inference, no encoder (Pang et al. 2021)"),
     "vae_langevin": ("ptb/vae_langevin.yaml", [*LSTM], "ELBO encoder, its sample refined by Langevin"),
 }

@@ -24,6 +24,8 @@ from tests.helpers import REPO
     ("ptb/ebm_prior.yaml", ["model.ebm.langevin.step_size.values=[0.1]"],
      "model.ebm.langevin.step_size.values has 1 entries but model.ebm.langevin.steps is 60"),
     ("ptb/ebm_prior.yaml", ["model.ebm.hidden_dims=[]"], "model.ebm.hidden_dims must list one or more widths"),
+    ("ptb/ebm_prior.yaml", ["model.ebm.lr=0"], r"model.ebm.lr must be > 0 \(or null for train.lr\)"),
+    ("ptb/ebm_prior.yaml", ["model.ebm.l2=-1"], "model.ebm.l2 must be >= 0 \\(0 turns the energy penalty off\\)"),
     ("ptb/ebm_prior.yaml", ["objective.free_bits=0.5"], "objective.free_bits floors the per-dimension KL"),
     ("ptb/lm.yaml", ["model.prior=ebm"], "model.mode=lm has no latent"),
     ("ptb/vae.yaml", ["model.prior=ebm", "objective.preset=lm"], "model.prior=ebm with objective.preset=lm"),

@@ -22,6 +22,31 @@ def test_ml_gradient_is_the_difference_of_the_two_expectations_by_hand():
     assert torch.allclose(loss, expected)
 
 
+def test_energy_penalty_adds_the_squared_energies_and_their_gradient_by_hand():
+    # f_α(z) = α·z with γ = 0.5: loss = n·(mean f⁻ − mean f⁺ + γ·(mean f⁺² + mean f⁻²)), and
+    # ∂/∂α of γ·mean f² is γ·mean 2·f·z.
+    alpha = torch.tensor([0.3, -0.7], requires_grad=True)
+    z_data = torch.tensor([[1.0, 2.0], [3.0, 4.0]])                 # f⁺ = [−1.1, −1.9]
+    z_prior = torch.tensor([[0.0, 1.0], [2.0, -1.0], [1.0, 1.0]])  # f⁻ = [−0.7, 1.3, −0.4]
+    loss = energy_ml_loss(z_data @ alpha, z_prior @ alpha, l2=0.5)
+    loss.backward()
+    n, f_data, f_prior = 2, torch.tensor([-1.1, -1.9]), torch.tensor([-0.7, 1.3, -0.4])
+    value = f_prior.mean() - f_data.mean() + 0.5 * (f_data.square().mean() + f_prior.square().mean())
+    assert torch.allclose(loss, n * value)
+    grad = (z_prior.mean(0) - z_data.mean(0)
+            + 0.5 * ((2 * f_data[:, None] * z_data).mean(0) + (2 * f_prior[:, None] * z_prior).mean(0)))
+    assert torch.allclose(alpha.grad, n * grad)
+    # γ = 0 is pure maximum likelihood, and the penalty reaches the loss through infovae_loss.
+    f_d, f_p = z_data @ alpha.detach(), z_prior @ alpha.detach()
+    assert torch.allclose(energy_ml_loss(f_d, f_p, l2=0.0), n * (f_p.mean() - f_d.mean()))
+    rec, mu, logvar = torch.rand(2) * 10, torch.randn(2, 2), torch.zeros(2, 2)
+    cfg = ObjectiveConfig(preset="elbo")
+    plain, penalised = (infovae_loss(rec, torch.tensor(9), mu, logvar, mu.clone(), cfg, tilt=torch.zeros(2),
+                                     energy_data=f_d, energy_prior=f_p, energy_l2=g) for g in (0.0, 0.5))
+    assert torch.allclose(penalised.loss - plain.loss, n * 0.5 * (f_d.square().mean() + f_p.square().mean()))
+    assert torch.equal(penalised.energy, plain.energy)  # the logged gap is the likelihood's, unpenalised
+
+
 def test_ml_gradient_of_an_mlp_energy_matches_per_sample_gradients():
     torch.manual_seed(0)
     energy = nn.Sequential(nn.Linear(3, 5), nn.GELU(), nn.Linear(5, 1))

@@ -79,6 +79,26 @@ def test_latent_commands_work_unchanged(sri_and_ebm_runs, tmp_path, capsys):
     assert feats.shape == (2, 4)
 
 
+@pytest.mark.parametrize("energy_lr", [3e-4, None])
+def test_the_energy_trains_in_its_own_optimizer_group(tmp_path, tiny_recipe, energy_lr):
+    r = tiny_recipe("ptb/ebm_prior.yaml", SHORT + ["train.max_steps=2", "train.eval_every=2", "train.lr=1e-3",
+                                                    "train.lr_schedule=warmup_linear", "train.warmup_steps=4",
+                                                    f"model.ebm.lr={energy_lr or 'null'}"])
+    train(r, tmp_path / "run", progress=False)
+    groups = load_trainer_state(checkpoint_dirs(tmp_path / "run")[-1])["optimizer"]["param_groups"]
+    model = TextVAE.from_pretrained(tmp_path / "run" / "model")
+    n_energy = len(list(model.prior.parameters()))
+    n_all = len([p for p in model.parameters() if p.requires_grad])
+    # After 2 of 4 warmup steps the schedule's multiplier is the same for both groups.
+    multiplier = groups[0]["lr"] / 1e-3
+    assert 0 < multiplier < 1
+    if energy_lr is None:  # one group at train.lr
+        assert len(groups) == 1 and len(groups[0]["params"]) == n_all
+    else:
+        assert [len(g["params"]) for g in groups] == [n_all - n_energy, n_energy] and n_energy == 6
+        assert groups[1]["lr"] == pytest.approx(energy_lr * multiplier, rel=1e-9)
+
+
 @pytest.mark.parametrize("recipe", ["ptb/sri.yaml", "ptb/vae_langevin.yaml", "ptb/ebm_prior.yaml"])
 def test_resume_is_exact_with_langevin_chains(tmp_path, tiny_recipe, weights, recipe):
     """N steps straight == N/2 steps, a restart with --resume, N/2 more: the chains' stream included."""

@@ -75,7 +75,7 @@ def infovae_loss(rec: Tensor, n_tokens: Tensor, mu: Optional[Tensor], logvar: Op
                  prior_z: Optional[Tensor] = None, generator: Optional[torch.Generator] = None,
                  mmd_z: Optional[Tensor] = None, *, tilt: Optional[Tensor] = None,
                  energy_data: Optional[Tensor] = None, energy_prior: Optional[Tensor] = None,
-                 rec_encoder: Optional[Tensor] = None) -> LossTerms:
+                 rec_encoder: Optional[Tensor] = None, energy_l2: float = 0.0) -> LossTerms:
     """Combine a batch's terms into the InfoVAE loss.
 
     Args:
@@ -97,6 +97,7 @@ def infovae_loss(rec: Tensor, n_tokens: Tensor, mu: Optional[Tensor], logvar: Op
         tilt: (B,) energy-based prior: f_α(z), differentiable in z only; enters the KL as −f.
         energy_data, energy_prior: (B,), (M,) energy-based prior: f_α at posterior and prior
             samples, for the energy's maximum-likelihood term.
+        energy_l2: γ of that term's energy-magnitude penalty (``model.ebm.l2``).
         rec_encoder: (B,) ``amortized+langevin``: the encoder's reconstruction term, added to the loss.
     Returns:
         :class:`LossTerms`.
@@ -126,7 +127,7 @@ def infovae_loss(rec: Tensor, n_tokens: Tensor, mu: Optional[Tensor], logvar: Op
             loss = loss + kl_w * kl_term
     energy = None
     if energy_data is not None:
-        loss = loss + energy_ml_loss(energy_data, energy_prior)
+        loss = loss + energy_ml_loss(energy_data, energy_prior, energy_l2)
         energy = (energy_data.float().sum() - n * energy_prior.float().mean()).detach()
 
     mmd_w = cfg.mmd_weight

@@ -42,8 +42,8 @@ def chain_generator(recipe: Recipe, device: torch.device, rank: int = 0) -> Opti
     return torch.Generator(device=device).manual_seed(recipe.train.seed + CHAIN_SEED_OFFSET + rank)
 
 
-def chain_terms(out: VAEOutput) -> dict[str, Any]:
+def chain_terms(out: VAEOutput, recipe: Recipe) -> dict[str, Any]:
     """The keyword arguments of :func:`~textvae.objectives.infovae_loss` that a chain model's
-    forward pass adds (all None for an amortized VAE with a Gaussian prior)."""
+    forward pass adds (all None for an amortized VAE with a Gaussian prior), and the energy's penalty."""
     return {"tilt": out.tilt, "energy_data": out.energy_data, "energy_prior": out.energy_prior,
-            "rec_encoder": out.rec_encoder}
+            "rec_encoder": out.rec_encoder, "energy_l2": recipe.model.ebm.l2}

@@ -149,7 +149,7 @@ class Trainer:
                              GenerationDefaults.from_data_stats(self.data_stats)).to(self.device)
         if source is not None:
             load_init(self.model, source, cfg, self._say)
-        self.optimizer = make_optimizer(self.model, cfg)
+        self.optimizer = make_optimizer(self.model, cfg, r.model.ebm.lr if r.model.prior == "ebm" else None)
         on_main(self.replicas, lambda: check_free_space(self.run_dir, self.model, r))
         scheduled = lr_multiplier(cfg)
         # The plateaus' decays multiply the schedule; read from the state at each step, so a resumed
@@ -375,7 +375,7 @@ class Trainer:
                 mmd_z, prior_z = global_mmd_samples(out.z, [row[i] for row in sizes], self.replicas)
                 terms = infovae_loss(out.rec, out.n_tokens, out.mu, out.logvar, out.z, r.objective, beta,
                                      prior_z=prior_z if out.prior_z is None else out.prior_z, mmd_z=mmd_z,
-                                     **chain_terms(out))
+                                     **chain_terms(out, r))
                 # Divide by the step's sentence count last: the gradient is the mean over every
                 # sentence of the step, whatever the micro-batch sizes. Under DDP the count is the
                 # global one and × world undoes DDP's average over ranks, so the ranks' gradients
