@@ -261,7 +261,7 @@ def record(args: argparse.Namespace, name: str, metrics: dict) -> dict:
         times["train_seconds"] = [json.loads((directory / "summary.json").read_text())["seconds"]]
     keep = ("iw_nll", "ppl", "neg_elbo", "rec", "kl", "mi", "mi_full", "au", "mmd", "bleu", "exact_match",
             "iw_gap", "distinct_1", "distinct_2", "self_bleu", "n_sentences", "n_tokens", "iw_samples", "precision",
-            "seconds")
+            "seconds", "log_z", "log_z_se", "log_z_samples", "proposal")
     return {
         "what": what, "recipe": f"recipes/{recipe}", "overrides": overrides,
         "train_command": shlex.join(train_command(args, name)), "eval_command": shlex.join(eval_command(args, name)),
@@ -343,6 +343,15 @@ def render(results: dict) -> None:
            "over the whole split, AU (Cov > 0.01), BLEU and exact match of greedy reconstructions from μ.", "",
            "Machines: " + "; ".join(machines) + ".", ""]
     out += table(rows, lm)
+    tilted = [f"{n} {r['metrics']['log_z']:.3f} ± {r['metrics']['log_z_se']:.3f} ({r['metrics']['log_z_samples']:,} draws)"
+              for n, r in rows.items() if "log_z" in r["metrics"]]
+    if tilted:
+        out += ["", "Energy-based prior rows: KL, −ELBO and IW-NLL include log Z of p_α, estimated by importance "
+                "sampling from N(0, I) (log Ẑ ± its standard error): " + "; ".join(tilted) + "."]
+    chained = [f"{n} ({r['metrics']['proposal']})" for n, r in rows.items() if r["metrics"].get("proposal")]
+    if chained:
+        out += ["", "Posterior-chain rows measure KL, MI, AU and the IW proposal on the Gaussian fitted to each "
+                "sentence's short-run samples: " + "; ".join(chained) + "."]
     notes = [f"- {n}: {r['concurrent_note']}" for n, r in [*rows.items(), *sweep.items()] if r.get("concurrent_note")]
     if notes:
         out += ["", "Timing notes:", *notes]
