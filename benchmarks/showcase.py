@@ -126,7 +126,7 @@ def main() -> None:
     shares = limit_shares(model, measured)
     seconds = time.perf_counter() - start
 
-    machine = f"{cpu_description()}, {args.threads} threads, fp32, torch {torch.__version__}, {date.today()}"
+    machine = f"{cpu_description()}, {args.threads} thread{'s' if args.threads != 1 else ''}, fp32, torch {torch.__version__}, {date.today()}"
     summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
     trained = (f" The model: `{args.checkpoint}/` of a run of {summary['step']:,} steps whose best validation came at "
                f"step {summary.get('best_step') or summary['step']:,}." if summary else "")
