@@ -296,7 +296,7 @@ class EnergyPriorConfig:
     """Draws from N(0, I) for the importance-sampling estimate of log Z (validation, evaluation)."""
     lr: Optional[float] = 2e-5
     """The energy's learning rate (its own AdamW group; the run's schedule and decays scale it like
-    ``train.lr``). Pang et al. train the energy far slower than the generator (2e-5 against 1e-4):
+    ``train.lr``). Pang et al.'s code trains the energy 5× slower than the generator (2e-5 against 1e-4, SVHN):
     at the decoder's 1e-3 the energy outruns its 60-step chain, the negatives stop reaching the
     posterior samples, and f_α grows without bound on them (measured on PTB: the positive–negative
     gap went from 1 to 55,000 nats in 200 steps). None: ``train.lr``."""
