@@ -86,6 +86,8 @@ ROWS: dict[str, tuple[str, list[str], str]] = {
     "info_vae": ("ptb/info_vae.yaml", [], "InfoVAE α = 0, λ = 100, BN encoder γ = 0.7 (as shipped)"),
     "transformer_elbo": ("ptb/transformer_elbo.yaml", [], "Transformer decoder, ELBO"),
     "transformer_mmd_vae": ("ptb/transformer_mmd_vae.yaml", [], "Transformer decoder, MMD-VAE"),
+    "transformer_info_vae": ("ptb/transformer_info_vae.yaml", [],
+                             "Transformer decoder, InfoVAE α = 0, λ = 100, BN encoder γ = 0.7 (info_vae's settings)"),
     # Short-run inference and the latent EBM prior (issue 15). The chains make a posterior step about
     # 13× and an EBM-prior step about 1.2× an amortized one (benchmarks/results/chain_cost_cpu_epyc.md).
     "ebm_prior": ("ptb/ebm_prior.yaml", [*LSTM], "ELBO, latent EBM prior (Pang et al. 2020)"),
@@ -125,7 +127,10 @@ def entry(name: str) -> tuple[str, list[str], str]:
 def train_command(args: argparse.Namespace, name: str) -> list[str]:
     recipe, overrides, _ = entry(name)
     overrides = [o.format(runs=Path(args.runs).expanduser()) for o in overrides]
-    return ["textvae", "train", f"recipes/{recipe}", *RULE, *overrides, "--output", str(run_dir(args, name)),
+    # --precision replaces the rule's `auto` where it would pick the slower of the two on a CPU (the row
+    # then says so through its command and its recorded precision).
+    chosen = [f"train.precision={args.precision}"] if args.precision else []
+    return ["textvae", "train", f"recipes/{recipe}", *RULE, *overrides, *chosen, "--output", str(run_dir(args, name)),
             "--no-progress", "--threads", str(args.threads)]
 
 
@@ -426,6 +431,8 @@ def main() -> None:
     p.add_argument("--runs", default="~/textvae-runs/ptb_full", help="folder of the run directories")
     p.add_argument("--threads", type=int, default=2, help="CPU threads of training (default 2)")
     p.add_argument("--eval-threads", type=int, default=2, help="CPU threads of evaluation (default 2)")
+    p.add_argument("--precision", choices=["fp32", "bf16"],
+                   help="train at this precision instead of the rule's auto (say why in --note)")
     p.add_argument("--iw-samples", type=int, default=500)
     p.add_argument("--eval-sentences", type=int, help="evaluate the first N test sentences (sweep only)")
     p.add_argument("--train-only", action="store_true", help="train, do not evaluate yet")

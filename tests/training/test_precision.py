@@ -4,6 +4,7 @@ path (GradScaler on CPU, no autocast) skips overflowing steps, halves the scale 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import re
 import subprocess
@@ -70,7 +71,7 @@ SCALER = ["train.max_steps=6", "train.eval_every=6", "train.save_every=1", "trai
 def scaler_on_cpu(monkeypatch):
     """fp16's machinery without fp16: a GradScaler on CPU (fp32 compute, so nothing overflows by itself)."""
     monkeypatch.setattr(trainer_module, "resolve_precision",
-                        lambda name, device: Precision("fp16", device, None, use_scaler=True))
+                        lambda name, device, **_: Precision("fp16", device, None, use_scaler=True))
 
 
 def _inf_gradient_at(monkeypatch, first: int, last: float = math.inf, where: str = "grad") -> None:
@@ -134,15 +135,91 @@ def test_fp16_gradient_inf_at_every_scale_stops_once_the_scale_is_below_one(tmp_
     assert trainer.scaler.get_scale() == 2.0**-3
 
 
+def _bf16_speedup(monkeypatch, ratio: float) -> list[int]:
+    """Make the bf16 probe report ``ratio`` (bf16 over fp32 speed); returns the thread counts it was asked at."""
+    import textvae.utils.precision as precision_module
+
+    asked: list[int] = []
+    monkeypatch.setattr(precision_module, "bf16_matmul_speedup", lambda threads: asked.append(threads) or ratio)
+    return asked
+
+
 @pytest.mark.parametrize("amx,avx512_bf16,expected", [(True, False, "bf16"), (False, True, "bf16"),
                                                       (False, False, "fp32")])
 def test_auto_precision_on_cpu_follows_bf16_hardware(monkeypatch, amx, avx512_bf16, expected):
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)  # CI runs the suite once under a cap
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
+    asked = _bf16_speedup(monkeypatch, 2.0)  # bf16 hardware as fast as on an AMX Xeon or a Zen 4
     chosen = resolve_precision("auto", torch.device("cpu"))
     assert chosen.name == expected
     assert chosen.dtype == (torch.bfloat16 if expected == "bf16" else None) and not chosen.use_scaler
+    # Without bf16 arithmetic nothing is timed; with it, the probe runs at this process's thread count.
+    assert asked == ([torch.get_num_threads()] if expected == "bf16" else [])
+
+
+@pytest.mark.parametrize("speedup,expected", [(0.54, "fp32"), (1.09, "fp32"), (1.1, "bf16"), (2.3, "bf16")])
+def test_auto_precision_takes_bf16_only_where_it_is_faster(monkeypatch, speedup, expected):
+    # An Intel Xeon with AVX512-BF16 and no AMX ran bf16 matmuls at 0.54x fp32 (80 against 148 GFLOP/s):
+    # the flags said bf16, the hardware says fp32.
+    import textvae.utils.precision as precision_module
+
+    monkeypatch.setattr(precision_module, "cpu_has_bf16_hardware", lambda: True)
+    _bf16_speedup(monkeypatch, speedup)
+    assert precision_module.AUTO_BF16_MIN_SPEEDUP == 1.1
+    assert resolve_precision("auto", torch.device("cpu")).name == expected
+    assert resolve_precision("bf16", torch.device("cpu")).name == "bf16"  # asked for by name: no probe decides
+
+
+def test_the_bf16_speed_probe_times_real_matmuls_once_per_thread_count(monkeypatch):
+    import textvae.utils.cpu as cpu_module
+
+    cpu_module.bf16_matmul_speedup.cache_clear()
+    monkeypatch.setattr(cpu_module, "cpu_has_bf16_hardware", lambda: False)
+    assert cpu_module.bf16_matmul_speedup(1) == 0.0  # no bf16 arithmetic: nothing to time
+    cpu_module.bf16_matmul_speedup.cache_clear()
+    # With bf16 arithmetic (real, or emulated on an older CPU: slow, hence a small probe) a real ratio.
+    monkeypatch.setattr(cpu_module, "cpu_has_bf16_hardware", lambda: True)
+    monkeypatch.setattr(cpu_module, "BF16_PROBE_SHAPE", (64, 32, 64))
+    before = torch.get_num_threads()
+    ratio = cpu_module.bf16_matmul_speedup(1)
+    assert math.isfinite(ratio) and ratio > 0
+    assert torch.get_num_threads() == before  # the probe's thread count is put back
+    assert cpu_module.bf16_matmul_speedup(1) == ratio and cpu_module.bf16_matmul_speedup.cache_info().hits == 1
+    cpu_module.bf16_matmul_speedup.cache_clear()
+
+
+@pytest.mark.parametrize("resumed,hardware,speedup,expected", [
+    ("bf16 (LSTM fp32)", True, 0.5, "bf16"),  # trained bf16: a slower probe now does not switch it
+    ("fp32", True, 2.0, "fp32"),              # trained fp32: a faster probe now does not switch it
+    ("bf16", False, 0.0, "fp32"),             # moved to a CPU without bf16: auto chooses again
+    (None, True, 2.0, "bf16"),                # no record (a fresh run): the probe decides
+])
+def test_auto_precision_keeps_a_resumed_runs_precision(monkeypatch, resumed, hardware, speedup, expected):
+    import textvae.utils.precision as precision_module
+
+    monkeypatch.setattr(precision_module, "cpu_has_bf16_hardware", lambda: hardware)
+    _bf16_speedup(monkeypatch, speedup)
+    assert resolve_precision("auto", torch.device("cpu"), resumed=resumed).name == expected
+    # A precision named in the recipe is the recipe's, whatever the run recorded.
+    assert resolve_precision("fp32", torch.device("cpu"), resumed="bf16").name == "fp32"
+
+
+def test_a_resumed_auto_run_keeps_its_precision_through_the_trainer(tmp_path, monkeypatch, tiny_recipe):
+    import textvae.utils.precision as precision_module
+
+    monkeypatch.setattr(precision_module, "cpu_has_bf16_hardware", lambda: True)
+    _bf16_speedup(monkeypatch, 0.5)  # the probe says fp32 when the run starts
+    run = tmp_path / "run"
+    train(tiny_recipe(extra=["train.precision=auto", "train.max_steps=2", "train.save_every=2"]), run, progress=False)
+    assert json.loads((run / "summary.json").read_text())["precision"] == "fp32"
+    _bf16_speedup(monkeypatch, 2.0)  # and bf16 on resume (a noisy timing, or another machine like it)
+    resumed = Trainer(tiny_recipe(extra=["train.precision=auto", "train.max_steps=4"]), run, resume=True,
+                      progress=False)
+    assert resumed.precision.name == "fp32"
+    fresh = Trainer(tiny_recipe(extra=["train.precision=auto", "train.max_steps=4"]), tmp_path / "fresh",
+                    progress=False)
+    assert fresh.precision.name == "bf16"
 
 
 def test_trainer_flushes_denormals_on_cpu_unless_told_not_to(tmp_path, tiny_recipe):
@@ -190,6 +267,7 @@ print("DENORMALS_LEFT", int((probe * 1.0).count_nonzero()))
 def test_auto_precision_honours_an_isa_cap(monkeypatch, cap, expected):
     # The probes read the CPU's flags; under ONEDNN_MAX_CPU_ISA below bf16 the kernels cannot use them.
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    _bf16_speedup(monkeypatch, 2.0)
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
     assert resolve_precision("auto", torch.device("cpu")).name == expected
 

@@ -12,7 +12,7 @@ from typing import ContextManager, Optional
 
 import torch
 
-from textvae.utils.cpu import cpu_has_bf16_hardware, lstm_bf16_supported
+from textvae.utils.cpu import bf16_matmul_speedup, cpu_has_bf16_hardware, lstm_bf16_supported
 
 
 def resolve_device(name: str) -> torch.device:
@@ -61,17 +61,26 @@ def flush_denormals(device: torch.device) -> None:
         torch.set_flush_denormal(True)
 
 
+AUTO_BF16_MIN_SPEEDUP = 1.1
+"""``auto`` takes bf16 on a CPU only when its matmuls run at least this much faster than fp32: bf16
+costs precision, worth paying for speed alone; the margin keeps timing noise from flipping a CPU
+where the two are even (measured ratios are 0.5–0.6 or 1.4–2.3, far from it)."""
+
 ALLOW_EMULATED_BF16 = "TEXTVAE_ALLOW_EMULATED_BF16"
 """Set to 1 to run bf16 on a CPU without bf16 arithmetic anyway (slowly), e.g. to check its numerics."""
 
 
-def resolve_precision(name: str, device: torch.device, option: str = "train.precision") -> Precision:
+def resolve_precision(name: str, device: torch.device, option: str = "train.precision",
+                      resumed: Optional[str] = None) -> Precision:
     """``fp32 | bf16 | fp16 | auto`` on ``device`` → a :class:`Precision`.
 
     ``auto`` picks bf16 on CUDA devices that support it, else fp16 with a GradScaler; on CPU,
-    bf16 where the CPU does bf16 arithmetic in hardware (Intel AMX, AVX512-BF16), else fp32: bf16
-    autocast is only faster with it (1.4–2.3× measured on both kinds, with the fp32 validation
-    curve; benchmarks/results).
+    bf16 where the CPU does bf16 arithmetic in hardware (Intel AMX, AVX512-BF16) *and* a probe
+    matmul runs at least :data:`AUTO_BF16_MIN_SPEEDUP` times faster in it
+    (:func:`textvae.utils.cpu.bf16_matmul_speedup`), else fp32. With AMX, or AVX512-BF16 on an AMD
+    Zen 4, bf16 trains 1.4–2.3× faster with the fp32 validation curve (benchmarks/results); on an
+    Intel Xeon with AVX512-BF16 but no AMX it ran at 0.6× fp32, so the flags alone do not decide.
+    A run that resumes keeps the precision it was trained with (the trainer passes it).
 
     ``bf16`` on a CPU without bf16 arithmetic is refused before any work: there oneDNN emulates
     it, at 0.9–1.2 GFLOP/s against 140–165 in fp32 on an AVX2 EPYC (measured), which would make a
@@ -82,12 +91,23 @@ def resolve_precision(name: str, device: torch.device, option: str = "train.prec
     Args:
         option: how the user set the precision, for messages (``train.precision`` in a recipe,
             ``--precision`` on the command line).
+        resumed: the precision a resumed run was trained with (its checkpoint's record). ``auto``
+            keeps it where this device can run it, so that a timing near the threshold cannot switch
+            a run's numerics halfway; elsewhere (a bf16 run resumed on a CPU without bf16
+            arithmetic) ``auto`` chooses afresh and the trainer warns that the numerics changed.
     """
+    if name == "auto" and resumed is not None:
+        kept = resumed.split(" ")[0]  # "bf16 (LSTM fp32)" → bf16
+        runnable = (kept == "fp32" or (kept == "bf16" and (device.type == "cuda" or cpu_has_bf16_hardware()))
+                    or (kept == "fp16" and device.type == "cuda"))
+        if runnable:
+            name = kept
     if name == "auto":
         if device.type == "cuda":
             name = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
         else:
-            name = "bf16" if cpu_has_bf16_hardware() else "fp32"
+            faster = cpu_has_bf16_hardware() and bf16_matmul_speedup(torch.get_num_threads()) >= AUTO_BF16_MIN_SPEEDUP
+            name = "bf16" if faster else "fp32"
     if name == "fp32":
         return Precision(name, device, None, False)
     if name == "bf16":
