@@ -83,6 +83,17 @@ ROWS: dict[str, tuple[str, str, list[str], str]] = {
                                            "objective.lam=100", "objective.kernel=imq", "model.init_logvar=-4.0",
                                            "model.posterior_batchnorm=0.7"],
                  "InfoVAE α = 0, λ = 100, BN encoder γ = 0.7 (PTB's best)"),
+    # Re-tuned for features (issue 14 allows it): the same BN encoder (γ = 0.7) with less or no per-sentence
+    # KL weight. info_vae's α = 0 optimises the bound PTB's table ranks by; a probe wants z to carry more of
+    # the sentence, which a smaller 1−α lets it do while the MMD (weight α+λ−1) keeps q(z) on the prior.
+    "info_vae_a0.5": ("yelp/vae.yaml", "word", [*SIZE, *LSTM, "objective.preset=info_vae", "objective.alpha=0.5",
+                                                "objective.lam=100", "objective.kernel=imq", "model.init_logvar=-4.0",
+                                                "model.posterior_batchnorm=0.7"],
+                      "InfoVAE α = 0.5, λ = 100, BN encoder γ = 0.7 (re-tuned for features)"),
+    "info_vae_a1": ("yelp/vae.yaml", "word", [*SIZE, *LSTM, "objective.preset=info_vae", "objective.alpha=1.0",
+                                              "objective.lam=100", "objective.kernel=imq", "model.init_logvar=-4.0",
+                                              "model.posterior_batchnorm=0.7"],
+                    "InfoVAE α = 1 (MMD-VAE), λ = 100, BN encoder γ = 0.7 (re-tuned for features)"),
     "minilm_lstm": ("yelp/minilm_lstm.yaml", "minilm", [*DECODER, *LSTM],
                     "frozen MiniLM-L6 encoder (mean-pooled) + LSTM decoder, MMD-VAE α = 1, λ = 100"),
 }
@@ -234,24 +245,24 @@ def cell(row: dict | None) -> str:
 
 
 def target_lines(rows: dict, budgets: list[str]) -> list[str]:
-    """The issue's target: InfoVAE μ ahead of ELBO, free bits and BN-VAE at every budget, and of BoW at 10."""
-    if "info_vae" not in rows:
-        return []
-    info = rows["info_vae"]["probe"]
+    """The issue's target: InfoVAE μ ahead of ELBO, free bits and BN-VAE at every budget, and of BoW at 10;
+    for the PTB study's InfoVAE and each InfoVAE re-tuned here (rows named info_vae*)."""
     out = []
-    for rival in ("vae", "free_bits", "bn_vae"):
-        if rival not in rows:
-            continue
-        gaps = [(b, accuracy(info, "latent", b), accuracy(rows[rival]["probe"], "latent", b)) for b in budgets]
-        gaps = [(b, 100 * (i["mean"] - r["mean"])) for b, i, r in gaps if i and r]
-        met = all(g > 0 for _, g in gaps)
-        out.append(f"- info_vae ahead of {rival} at every budget: **{'yes' if met else 'no'}** (Δ points: "
-                   + ", ".join(f"{b}: {g:+.2f}" for b, g in gaps) + ")")
-    i10, bow10 = accuracy(info, "latent", "10"), accuracy(info, "bow", "10")
-    if i10 and bow10:
-        gap = 100 * (i10["mean"] - bow10["mean"])
-        out.append(f"- info_vae ahead of bag of words at 10 labels per class: **{'yes' if gap > 0 else 'no'}** "
-                   f"({gap:+.2f} points)")
+    for name in [n for n in rows if n.startswith("info_vae")]:
+        info = rows[name]["probe"]
+        for rival in ("vae", "free_bits", "bn_vae"):
+            if rival not in rows:
+                continue
+            gaps = [(b, accuracy(info, "latent", b), accuracy(rows[rival]["probe"], "latent", b)) for b in budgets]
+            gaps = [(b, 100 * (i["mean"] - r["mean"])) for b, i, r in gaps if i and r]
+            met = all(g > 0 for _, g in gaps)
+            out.append(f"- {name} ahead of {rival} at every budget: **{'yes' if met else 'no'}** (Δ points: "
+                       + ", ".join(f"{b}: {g:+.2f}" for b, g in gaps) + ")")
+        i10, bow10 = accuracy(info, "latent", "10"), accuracy(info, "bow", "10")
+        if i10 and bow10:
+            gap = 100 * (i10["mean"] - bow10["mean"])
+            out.append(f"- {name} ahead of bag of words at 10 labels per class: **{'yes' if gap > 0 else 'no'}** "
+                       f"({gap:+.2f} points)")
     return out
 
 
