@@ -169,6 +169,9 @@ def test_auto_precision_takes_bf16_only_where_it_is_faster(monkeypatch, speedup,
     assert precision_module.AUTO_BF16_MIN_SPEEDUP == 1.1
     assert resolve_precision("auto", torch.device("cpu")).name == expected
     assert resolve_precision("bf16", torch.device("cpu")).name == "bf16"  # asked for by name: no probe decides
+    asked = _bf16_speedup(monkeypatch, speedup)
+    resolve_precision("auto", torch.device("cpu"), threads=3)
+    assert asked == [3]  # timed at the thread count the work will use
 
 
 def test_the_bf16_speed_probe_times_real_matmuls_once_per_thread_count(monkeypatch):
@@ -217,9 +220,10 @@ def test_a_resumed_auto_run_keeps_its_precision_through_the_trainer(tmp_path, mo
     resumed = Trainer(tiny_recipe(extra=["train.precision=auto", "train.max_steps=4"]), run, resume=True,
                       progress=False)
     assert resumed.precision.name == "fp32"
+    asked = _bf16_speedup(monkeypatch, 2.0)
     fresh = Trainer(tiny_recipe(extra=["train.precision=auto", "train.max_steps=4"]), tmp_path / "fresh",
-                    progress=False)
-    assert fresh.precision.name == "bf16"
+                    progress=False, threads=1)
+    assert fresh.precision.name == "bf16" and asked == [1]  # probed at the run's --threads
 
 
 def test_trainer_flushes_denormals_on_cpu_unless_told_not_to(tmp_path, tiny_recipe):

@@ -106,7 +106,7 @@ class Trainer:
         self.local_batch = local_batch_size(recipe.train.batch_size, self.replicas.world_size)
         self.device = init_process_group(self.replicas, resolve_device(recipe.train.device))
         # Before the run directory is touched: a precision this CPU cannot run well stops here.
-        self.precision = resolve_precision(recipe.train.precision, self.device, resumed=(
+        self.precision = resolve_precision(recipe.train.precision, self.device, threads=threads, resumed=(
             recorded_numerics(self.run_dir).get("precision") if resume else None))
         self.resume, self.progress = resume, progress and self.replicas.is_main
         on_main(self.replicas, lambda: prepare_run_dir(self.run_dir, recipe, resume, overwrite))

@@ -71,7 +71,7 @@ ALLOW_EMULATED_BF16 = "TEXTVAE_ALLOW_EMULATED_BF16"
 
 
 def resolve_precision(name: str, device: torch.device, option: str = "train.precision",
-                      resumed: Optional[str] = None) -> Precision:
+                      resumed: Optional[str] = None, threads: Optional[int] = None) -> Precision:
     """``fp32 | bf16 | fp16 | auto`` on ``device`` → a :class:`Precision`.
 
     ``auto`` picks bf16 on CUDA devices that support it, else fp16 with a GradScaler; on CPU,
@@ -95,6 +95,7 @@ def resolve_precision(name: str, device: torch.device, option: str = "train.prec
             keeps it where this device can run it, so that a timing near the threshold cannot switch
             a run's numerics halfway; elsewhere (a bf16 run resumed on a CPU without bf16
             arithmetic) ``auto`` chooses afresh and the trainer warns that the numerics changed.
+        threads: the CPU threads the work will run on, for ``auto``'s probe (default: torch's now).
     """
     if name == "auto" and resumed is not None:
         kept = resumed.split(" ")[0]  # "bf16 (LSTM fp32)" → bf16
@@ -106,7 +107,7 @@ def resolve_precision(name: str, device: torch.device, option: str = "train.prec
         if device.type == "cuda":
             name = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
         else:
-            faster = cpu_has_bf16_hardware() and bf16_matmul_speedup(torch.get_num_threads()) >= AUTO_BF16_MIN_SPEEDUP
+            faster = cpu_has_bf16_hardware() and bf16_matmul_speedup(threads or torch.get_num_threads()) >= AUTO_BF16_MIN_SPEEDUP
             name = "bf16" if faster else "fp32"
     if name == "fp32":
         return Precision(name, device, None, False)
