@@ -174,6 +174,23 @@ def test_auto_precision_takes_bf16_only_where_it_is_faster(monkeypatch, speedup,
     assert asked == [3]  # timed at the thread count the work will use
 
 
+def test_bf16_asked_for_where_it_is_slower_says_so(monkeypatch):
+    import textvae.utils.precision as precision_module
+    from textvae.utils.precision import precision_note
+
+    monkeypatch.setattr(precision_module, "cpu_has_bf16_hardware", lambda: True)
+    monkeypatch.setattr(precision_module, "lstm_bf16_supported", lambda: True)
+    bf16 = resolve_precision("bf16", torch.device("cpu"))
+    _bf16_speedup(monkeypatch, 0.56)
+    assert precision_note(bf16) == (
+        "note: precision bf16: on this CPU a matmul under bf16 autocast runs at 0.56× the speed of fp32 "
+        "(measured now), so bf16 buys no speed here; train.precision=fp32 (or auto, which picks fp32 here) "
+        "would be faster and more precise.")
+    _bf16_speedup(monkeypatch, 1.9)
+    assert precision_note(bf16) is None  # where bf16 is faster there is nothing to say
+    assert precision_note(resolve_precision("fp32", torch.device("cpu"))) is None
+
+
 def test_the_bf16_speed_probe_times_real_matmuls_once_per_thread_count(monkeypatch):
     import textvae.utils.cpu as cpu_module
 
