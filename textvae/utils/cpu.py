@@ -134,7 +134,9 @@ def cpu_capability() -> str:
 
 def cpu_description(threads: Optional[int] = None) -> str:
     """One line for logs and results files: name, ISA, bf16 hardware, any cap, threads."""
-    bf16 = "bf16 hardware" if cpu_has_bf16_hardware() else "no bf16 hardware"
+    # Which kind: CPUs with AVX512-BF16 alone differ from AMX ones by 10x in bf16 (README, Speed).
+    bf16 = ("no bf16 hardware" if not cpu_has_bf16_hardware() else
+            "bf16 hardware (AMX)" if _probe("_is_amx_tile_supported") else "bf16 hardware (AVX512-BF16, no AMX)")
     caps = ", ".join(f"{name}={os.environ[name]}" for name in ISA_LIMIT_VARIABLES if os.environ.get(name))
     parts = [cpu_model_name(), cpu_capability(), bf16] + ([f"limited by {caps}"] if caps else [])
     if threads is not None:
