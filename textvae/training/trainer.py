@@ -106,8 +106,12 @@ class Trainer:
         self.local_batch = local_batch_size(recipe.train.batch_size, self.replicas.world_size)
         self.device = init_process_group(self.replicas, resolve_device(recipe.train.device))
         # Before the run directory is touched: a precision this CPU cannot run well stops here.
-        self.precision = resolve_precision(recipe.train.precision, self.device, threads=threads, resumed=(
-            recorded_numerics(self.run_dir).get("precision") if resume else None))
+        # Rank 0 decides and every rank follows: auto's timing, taken by each process at once on shared
+        # cores, could otherwise come out either side of its threshold on different ranks.
+        chosen = on_main(self.replicas, lambda: resolve_precision(
+            recipe.train.precision, self.device, threads=threads,
+            resumed=recorded_numerics(self.run_dir).get("precision") if resume else None).name)
+        self.precision = resolve_precision(chosen, self.device)
         self.resume, self.progress = resume, progress and self.replicas.is_main
         on_main(self.replicas, lambda: prepare_run_dir(self.run_dir, recipe, resume, overwrite))
         self.recipe_text = dump_recipe(recipe)

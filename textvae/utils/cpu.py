@@ -77,10 +77,10 @@ def bf16_matmul_speedup(threads: int) -> float:
     threads (best of 5 timings each, after warm-up; autocast's casts of fp32 operands included, as in
     training). 0.0 on a CPU without bf16 arithmetic, where no timing is needed.
 
-    Flags alone do not tell: AVX512-BF16 without AMX runs bf16 at ~2× fp32 on an AMD Zen 4 but at
-    0.54× on an Intel Xeon that reports AVX 10.1 (80 against 148 GFLOP/s on one thread, measured,
-    with oneDNN's avx512_core_bf16 kernels; a PTB step 0.6× as fast), so ``precision: auto`` asks
-    the hardware. Cached per thread count: a process measures once."""
+    Flags alone do not tell: AVX512-BF16 without AMX runs bf16 matmuls at ~4× fp32 on an AMD Zen 4
+    but at 0.54–0.58× on an Intel Xeon whose oneDNN reports AVX 10.1 (150 against 261 GFLOP/s on
+    2 threads, with oneDNN's avx512_core_bf16 kernels; a PTB step 0.62× as fast; measured), so
+    ``precision: auto`` asks the hardware. Cached per thread count: a process measures once."""
     if not cpu_has_bf16_hardware():
         return 0.0
     previous = torch.get_num_threads()
@@ -134,7 +134,8 @@ def cpu_capability() -> str:
 
 def cpu_description(threads: Optional[int] = None) -> str:
     """One line for logs and results files: name, ISA, bf16 hardware, any cap, threads."""
-    # Which kind: CPUs with AVX512-BF16 alone differ from AMX ones by 10x in bf16 (README, Speed).
+    # Which kind: a CPU with AVX512-BF16 alone can run bf16 an order of magnitude slower than an AMX one
+    # (README, Speed), so a results file says which.
     bf16 = ("no bf16 hardware" if not cpu_has_bf16_hardware() else
             "bf16 hardware (AMX)" if _probe("_is_amx_tile_supported") else "bf16 hardware (AVX512-BF16, no AMX)")
     caps = ", ".join(f"{name}={os.environ[name]}" for name in ISA_LIMIT_VARIABLES if os.environ.get(name))

@@ -107,7 +107,8 @@ def resolve_precision(name: str, device: torch.device, option: str = "train.prec
         if device.type == "cuda":
             name = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
         else:
-            faster = cpu_has_bf16_hardware() and bf16_matmul_speedup(threads or torch.get_num_threads()) >= AUTO_BF16_MIN_SPEEDUP
+            faster = (cpu_has_bf16_hardware()
+                      and bf16_matmul_speedup(threads or torch.get_num_threads()) >= AUTO_BF16_MIN_SPEEDUP)
             name = "bf16" if faster else "fp32"
     if name == "fp32":
         return Precision(name, device, None, False)
