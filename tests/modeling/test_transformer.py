@@ -7,12 +7,13 @@ import shutil
 import pytest
 import torch
 from transformers import BertConfig, BertModel, DynamicCache, GPT2Config, GPT2LMHeadModel
+from transformers.activations import NewGELUActivation
 
 from textvae.config import (TRANSFORMER_INJECTIONS, DecoderConfig, EncoderConfig, ModelConfig, load_recipe,
                             recipe_from_dict)
 from textvae import TextVAE
 from textvae.modeling import VocabSpec
-from textvae.modeling.transformer import INJECTIONS
+from textvae.modeling.transformer import INJECTIONS, fuse_gelu
 from textvae.errors import ConfigError, ModelError
 
 from tests.helpers import REPO
@@ -164,6 +165,23 @@ def test_tied_output_layer_survives_the_round_trip(tmp_path):
 # --------------------------------------------------------------------------- pretrained parts
 
 
+def test_fused_gelu_decoder_computes_what_gpt2s_own_activation_computes():
+    decoder = tiny(injection="memory").decoder.eval()
+    acts = [m for m in decoder.modules() if isinstance(m, torch.nn.GELU)]
+    assert len(acts) == 2 and all(a.approximate == "tanh" for a in acts)  # one per block's MLP
+    assert not any(isinstance(m, NewGELUActivation) for m in decoder.modules())
+    ids, z = torch.tensor([[1, 5, 6, 7], [1, 9, 10, 2]]), torch.randn(2, 4)
+    with torch.no_grad():
+        fused, _ = decoder(ids, z)
+        for block in decoder.lm.transformer.h:  # back to GPT-2's own gelu_new
+            block.mlp.act = NewGELUActivation()
+        reference, _ = decoder(ids, z)
+    assert torch.allclose(fused, reference, atol=1e-6) and not torch.equal(fused, torch.zeros_like(fused))
+    assert fuse_gelu(decoder) == 2 and fuse_gelu(decoder) == 0  # replaced once, then nothing left
+    x = torch.linspace(-6, 6, 1001)
+    assert torch.allclose(torch.nn.GELU(approximate="tanh")(x), NewGELUActivation()(x), atol=1e-6)
+
+
 @pytest.fixture()
 def pretrained_dirs(tmp_path):
     """A tiny GPT-2 and BERT saved with ``save_pretrained``, as a hub snapshot would be."""
@@ -183,6 +201,7 @@ def test_pretrained_parts_load_and_reload_without_the_original_files(tmp_path, p
                       decoder=DecoderConfig(kind="transformer", pretrained=str(gpt2_dir), injection="memory"))
     model = TextVAE(cfg, VOCAB).eval()
     assert torch.equal(model.decoder.lm.transformer.h[1].attn.c_attn.weight, gpt2.transformer.h[1].attn.c_attn.weight)
+    assert isinstance(model.decoder.lm.transformer.h[1].mlp.act, torch.nn.GELU)  # a pretrained GPT-2 is fused too
     assert torch.equal(model.encoder.bert.encoder.layer[0].output.dense.weight, bert.encoder.layer[0].output.dense.weight)
     # The architecture is recorded in the model's own config; the caller's recipe is left as written.
     assert model.config.decoder.hf_config["n_embd"] == 16 and model.config.encoder.hf_config["hidden_size"] == 16

@@ -31,6 +31,7 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor, nn
 from transformers import BertConfig, BertModel, DynamicCache, GPT2Config, GPT2LMHeadModel, PreTrainedModel
+from transformers.activations import NewGELUActivation
 
 from textvae.config import DecoderConfig, EncoderConfig, ModelConfig
 from textvae.errors import ModelError
@@ -85,6 +86,24 @@ def _check_positions(available: int, needed: int, key: str, what: str) -> None:
 
 
 # --------------------------------------------------------------------------- encoder
+
+
+def fuse_gelu(model: nn.Module) -> int:
+    """Replace GPT-2's ``gelu_new`` activations by torch's fused tanh-approximated GELU, in place;
+    returns how many were replaced.
+
+    ``gelu_new`` is the same function, 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), written as six
+    elementwise ops, each a full-size temporary: on a CPU it took half of a PTB Transformer decoder's
+    evaluation time (about 4× the fused kernel on the MLP's (rows, 1024) activations). The two agree to
+    float rounding (≤ 3e-7 on N(0, 1) inputs); the activation has no weights, so checkpoints are unchanged.
+    """
+    replaced = 0
+    for parent in model.modules():
+        for name, child in parent.named_children():
+            if isinstance(child, NewGELUActivation):
+                setattr(parent, name, nn.GELU(approximate="tanh"))
+                replaced += 1
+    return replaced
 
 
 def mean_pool(hidden: Tensor, mask: Tensor) -> Tensor:
@@ -276,6 +295,7 @@ class TransformerDecoder(nn.Module):
                 n_embd=cfg.hidden_dim, n_layer=cfg.num_layers, n_head=cfg.num_heads, n_inner=cfg.ffn_dim,
                 tie_word_embeddings=cfg.tie_embeddings, bos_token_id=vocab.bos_id,
                 eos_token_id=vocab.eos_id, pad_token_id=vocab.pad_id, **dropout))
+        fuse_gelu(self.lm)
         self.config = self.lm.config
         self.hidden_dim = self.config.n_embd
         self.inject = INJECTIONS[cfg.injection](latent, self.config, cfg.num_prefix_tokens) if latent else None
