@@ -85,9 +85,6 @@ def _check_positions(available: int, needed: int, key: str, what: str) -> None:
             "(and data.max_length) to fit.")
 
 
-# --------------------------------------------------------------------------- encoder
-
-
 def fuse_gelu(model: nn.Module) -> int:
     """Replace GPT-2's ``gelu_new`` activations by torch's fused tanh-approximated GELU, in place;
     returns how many were replaced.
@@ -104,6 +101,9 @@ def fuse_gelu(model: nn.Module) -> int:
                 setattr(parent, name, nn.GELU(approximate="tanh"))
                 replaced += 1
     return replaced
+
+
+# --------------------------------------------------------------------------- encoder
 
 
 def mean_pool(hidden: Tensor, mask: Tensor) -> Tensor:
