@@ -333,6 +333,43 @@ def table(rows: dict, lm: float | None) -> list[str]:
     return lines
 
 
+# Issue 13 §3: the LSTM InfoVAE against the LM, and each Transformer latent model against its ELBO twin.
+LSTM_TARGET = {"iw_nll": "≤ the LM's", "kl": 8.0, "mi_full": 5.0, "au": 24}
+TRANSFORMER_TWIN = "transformer_elbo"
+TRANSFORMER_MI = 3.0
+
+
+def targets(rows: dict) -> list[str]:
+    """Issue 13 §3, checked on the rows present: yes/no with the figures."""
+    def yes(ok: bool) -> str:
+        return "**yes**" if ok else "**no**"
+
+    out = []
+    lm, info = rows.get("lm"), rows.get("info_vae")
+    if lm and info:
+        m, nll = info["metrics"], lm["metrics"]["iw_nll"]
+        checks = [(m["iw_nll"] <= nll, f"IW-NLL {m['iw_nll']:.2f} ≤ LM {nll:.2f}"),
+                  (m["kl"] >= LSTM_TARGET["kl"], f"KL {m['kl']:.2f} ≥ {LSTM_TARGET['kl']:g}"),
+                  (m["mi_full"] >= LSTM_TARGET["mi_full"], f"MI (split) {m['mi_full']:.2f} ≥ {LSTM_TARGET['mi_full']:g}"),
+                  (m["au"] >= LSTM_TARGET["au"], f"AU {m['au']} ≥ {LSTM_TARGET['au']}")]
+        out.append(f"- LSTM decoder, info_vae against lm: {yes(all(ok for ok, _ in checks))} "
+                   f"({'; '.join(f'{t}: {yes(ok)}' for ok, t in checks)})")
+    twin = rows.get(TRANSFORMER_TWIN)
+    for name in ("transformer_info_vae", "transformer_mmd_vae"):
+        if twin and name in rows:
+            m, t = rows[name]["metrics"], twin["metrics"]
+            checks = [(m["mi_full"] >= TRANSFORMER_MI,
+                       f"MI (split) {m['mi_full']:.2f} ≥ {TRANSFORMER_MI:g} (its twin: {t['mi_full']:.2f}, AU {t['au']})"),
+                      (m["iw_nll"] <= t["iw_nll"], f"IW-NLL {m['iw_nll']:.2f} ≤ its twin's {t['iw_nll']:.2f}")]
+            out.append(f"- Transformer decoder, {name} against {TRANSFORMER_TWIN}: {yes(all(ok for ok, _ in checks))} "
+                       f"({'; '.join(f'{t}: {yes(ok)}' for ok, t in checks)})")
+    if out:
+        out = ["", "**Targets of issue 13 §3** (test split, the rows above): the LSTM InfoVAE's IW-NLL at most "
+               "the LM's with KL ≥ 8, MI over the split ≥ 5 and AU ≥ 24 of 32; a Transformer latent model with "
+               f"MI ≥ {TRANSFORMER_MI:g} where {TRANSFORMER_TWIN} collapses, and IW-NLL at most its twin's.", "", *out]
+    return out
+
+
 def render(results: dict) -> None:
     rows, sweep = results["rows"], results["sweep"]
     lm = rows.get("lm", {}).get("metrics", {}).get("iw_nll")
@@ -356,6 +393,7 @@ def render(results: dict) -> None:
            "over the whole split, AU (Cov > 0.01), BLEU and exact match of greedy reconstructions from μ.", "",
            "Machines: " + "; ".join(machines) + ".", ""]
     out += table(rows, lm)
+    out += targets(rows)
     tilted = [f"{n} {r['metrics']['log_z']:.3f} ± {r['metrics']['log_z_se']:.3f} ({r['metrics']['log_z_samples']:,} draws)"
               for n, r in rows.items() if "log_z" in r["metrics"]]
     if tilted:
