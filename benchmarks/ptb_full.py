@@ -436,7 +436,8 @@ def render(results: dict) -> None:
 
 
 def plot(rows: dict, lm: float | None) -> bool:
-    """Write ptb_full.png (IW-NLL against MI and KL, the LM as a line); False when no VAE row has a point."""
+    """Write ptb_full.png (IW-NLL against MI and KL, the LM and the Transformer ELBO twin as lines); False
+    when no VAE row has a point."""
     points = {n: r["metrics"] for n, r in rows.items() if n != "lm" and "iw_nll" in r["metrics"]}
     if not points:
         (RESULTS / "ptb_full.png").unlink(missing_ok=True)
@@ -448,7 +449,9 @@ def plot(rows: dict, lm: float | None) -> bool:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     for ax, key, label in ((axes[0], "mi_full", "MI over the test split (nats)"), (axes[1], "kl", "KL (nats)")):
         for name, m in points.items():
-            ax.scatter(m[key], m["iw_nll"], s=30, color="tab:red" if "mmd" in name or "info" in name else "tab:blue")
+            # Squares: the Transformer decoder, whose baseline is its collapsed ELBO twin, not the LSTM LM.
+            ax.scatter(m[key], m["iw_nll"], s=30, marker="s" if name.startswith("transformer") else "o",
+                       color="tab:red" if "mmd" in name or "info" in name else "tab:blue")
             ax.annotate(name, (m[key], m["iw_nll"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
         # From 0 (no latent information) and at least ±2 nats about the LM, so that a handful of
         # points is not magnified into a spread that means nothing.
@@ -461,7 +464,12 @@ def plot(rows: dict, lm: float | None) -> bool:
         ax.ticklabel_format(axis="y", useOffset=False)
         if lm is not None:
             ax.axhline(lm, color="gray", linestyle="--", linewidth=1)
-            ax.text(0.02 * ax.get_xlim()[1], lm, f"LM {lm:.2f} (no z)", va="bottom", fontsize=8, color="gray")
+            ax.text(0.02 * ax.get_xlim()[1], lm, f"LSTM LM {lm:.2f} (no z)", va="bottom", fontsize=8, color="gray")
+        if TRANSFORMER_TWIN in points:
+            twin = points[TRANSFORMER_TWIN]["iw_nll"]
+            ax.axhline(twin, color="gray", linestyle=":", linewidth=1)
+            ax.text(0.35 * ax.get_xlim()[1], twin, f"{TRANSFORMER_TWIN} {twin:.2f} (collapsed: ■ rows' baseline)",
+                    va="bottom", fontsize=8, color="gray")
         ax.set_xlabel(label)
     axes[0].set_ylabel("PTB test IW-NLL, K = 500 (nats/sentence; lower is better)")
     fig.suptitle("PTB, every objective trained to convergence: likelihood against latent use", fontsize=10)
