@@ -347,7 +347,7 @@ def table(rows: dict, lm: float | None) -> list[str]:
 
 
 # Issue 13 §3: the LSTM InfoVAE against the LM, and each Transformer latent model against its ELBO twin.
-LSTM_TARGET = {"iw_nll": "≤ the LM's", "kl": 8.0, "mi_full": 5.0, "au": 24}
+LSTM_TARGET = {"kl": 8.0, "mi_full": 5.0, "au": 24}  # and IW-NLL at most the LM's
 TRANSFORMER_TWIN = "transformer_elbo"
 TRANSFORMER_MI = 3.0
 
@@ -366,18 +366,18 @@ def targets(rows: dict, sweep: dict) -> list[str]:
                   (m["mi_full"] >= LSTM_TARGET["mi_full"], f"MI (split) {m['mi_full']:.2f} ≥ {LSTM_TARGET['mi_full']:g}"),
                   (m["au"] >= LSTM_TARGET["au"], f"AU {m['au']} ≥ {LSTM_TARGET['au']}")]
         out.append(f"- LSTM decoder, info_vae against lm: {yes(all(ok for ok, _ in checks))} "
-                   f"({'; '.join(f'{t}: {yes(ok)}' for ok, t in checks)})")
+                   f"({'; '.join(f'{text}: {yes(ok)}' for ok, text in checks)})")
     runs = {**rows, **sweep}
     twins = {*TWINS.values(), TRANSFORMER_TWIN}
     for name in [n for n in runs if n.startswith("transformer_") and n not in twins]:
         twin_name = TWINS.get(name, TRANSFORMER_TWIN)
         if twin_name in runs:
-            m, t = runs[name]["metrics"], runs[twin_name]["metrics"]
+            m, tw = runs[name]["metrics"], runs[twin_name]["metrics"]
             checks = [(m["mi_full"] >= TRANSFORMER_MI,
-                       f"MI (split) {m['mi_full']:.2f} ≥ {TRANSFORMER_MI:g} (its twin: {t['mi_full']:.2f}, AU {t['au']})"),
-                      (m["iw_nll"] <= t["iw_nll"], f"IW-NLL {m['iw_nll']:.2f} ≤ its twin's {t['iw_nll']:.2f}")]
+                       f"MI (split) {m['mi_full']:.2f} ≥ {TRANSFORMER_MI:g} (its twin: {tw['mi_full']:.2f}, AU {tw['au']})"),
+                      (m["iw_nll"] <= tw["iw_nll"], f"IW-NLL {m['iw_nll']:.2f} ≤ its twin's {tw['iw_nll']:.2f}")]
             out.append(f"- Transformer decoder, {name} against {twin_name}: {yes(all(ok for ok, _ in checks))} "
-                       f"({'; '.join(f'{t}: {yes(ok)}' for ok, t in checks)})")
+                       f"({'; '.join(f'{text}: {yes(ok)}' for ok, text in checks)})")
     if out:
         out = ["", "**Targets of issue 13 §3** (test split, the rows above): the LSTM InfoVAE's IW-NLL at most "
                "the LM's with KL ≥ 8, MI over the split ≥ 5 and AU ≥ 24 of 32; a Transformer latent model with "
