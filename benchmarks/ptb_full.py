@@ -73,6 +73,15 @@ LSTM = ["model.embed_dropout=0.5", "model.decoder.dropout=0.5"]
 TRANSFORMER = ["train.max_steps=20000"]
 TRANSFORMER_DROP = ["model.decoder.dropout=0.3", "model.embed_dropout=0.3"]
 
+# The posterior-chain rows (sri, vae_langevin) run 20 Langevin steps, each a decoder forward and backward
+# to z, so a step costs 13.3× an amortized one (benchmarks/results/chain_cost_cpu_epyc.md): 40,000 steps
+# would be ≈ 37 h of a core. They get a stated reduced budget instead, the training compute of the
+# amortized rows' 40,000 steps (3,000 × 13.3 ≈ 40,000 VAE steps); the results file puts each beside the
+# vae row at the same step and at the same compute, from the vae row's validation curve.
+CHAIN_STEPS = 3000
+CHAINS = [f"train.max_steps={CHAIN_STEPS}"]
+CHAIN_COST = 13.3  # a chain row's step ÷ an amortized step, measured (chain_cost_cpu_epyc.md)
+
 # name → (recipe, overrides after RULE, what it is). `{runs}` is the study's run folder.
 ROWS: dict[str, tuple[str, list[str], str]] = {
     "lm": ("ptb/lm.yaml", [*LSTM], "LSTM language model (no latent)"),
@@ -101,8 +110,10 @@ ROWS: dict[str, tuple[str, list[str], str]] = {
     # 13× and an EBM-prior step about 1.2× an amortized one (benchmarks/results/chain_cost_cpu_epyc.md).
     "ebm_prior": ("ptb/ebm_prior.yaml", [*LSTM], "ELBO, latent EBM prior (Pang et al. 2020)"),
     "info_vae_ebm": ("ptb/info_vae_ebm.yaml", [], "InfoVAE α = 0, λ = 100, BN encoder γ = 0.7, latent EBM prior"),
-    "sri": ("ptb/sri.yaml", [*LSTM], "short-run Langevin inference, no encoder (Pang et al. 2021)"),
-    "vae_langevin": ("ptb/vae_langevin.yaml", [*LSTM], "ELBO encoder, its sample refined by Langevin"),
+    "sri": ("ptb/sri.yaml", [*LSTM, *CHAINS], "short-run Langevin inference, no encoder (Pang et al. 2021), "
+            f"reduced budget: {CHAIN_STEPS:,} steps"),
+    "vae_langevin": ("ptb/vae_langevin.yaml", [*LSTM, *CHAINS], "ELBO encoder, its sample refined by Langevin, "
+                     f"reduced budget: {CHAIN_STEPS:,} steps"),
 }
 STAGES = {"ae_pretrain"}  # trained for another row, not evaluated
 NEEDS = {"ae_pretrain_fb": "ae_pretrain"}
@@ -386,6 +397,37 @@ def targets(rows: dict, sweep: dict) -> list[str]:
     return out
 
 
+def valid_at(row: dict, step: int) -> float | None:
+    """A row's validation value at ``step`` (its curve's last point at or before it)."""
+    points = [v for s, v in row.get("valid_curve", []) if s <= step]
+    return points[-1] if points else None
+
+
+def reduced(rows: dict) -> list[str]:
+    """The posterior-chain rows' reduced budget, each beside the vae row at the same step and at the same
+    training compute (the vae row's best validation −ELBO up to CHAIN_COST × the chain row's steps)."""
+    vae = rows.get("vae")
+    lines = []
+    for name in [n for n in rows if f"train.max_steps={CHAIN_STEPS}" in rows[n]["overrides"]]:
+        r = rows[name]
+        text = (f"- {name}: {r['steps']:,} steps, best validation −ELBO {r['best_valid_neg_elbo']:.2f} at step "
+                f"{r['best_step']:,}")
+        if vae:
+            same_step = valid_at(vae, r["steps"])
+            compute = round(r["steps"] * CHAIN_COST)
+            best_by = [v for s, v in vae["valid_curve"] if s <= compute]
+            text += (f"; the vae row {same_step:.2f} at the same step, and {min(best_by):.2f} (its best) within "
+                     f"the same compute ({compute:,} of its steps)" if same_step is not None and best_by else "")
+        lines.append(text)
+    if lines:
+        lines = ["", f"**Reduced budget (issue 15's posterior-chain rows):** a step runs {CHAIN_COST:g}× an amortized "
+                 f"one (20 Langevin steps, each a decoder forward and backward to z: "
+                 "`benchmarks/results/chain_cost_cpu_epyc.md`), so these rows stop at "
+                 f"{CHAIN_STEPS:,} steps, the training compute of the amortized rows' 40,000; the plateau rule "
+                 "still applies within it. Validation −ELBO on the Gaussian fitted to the short-run samples:", *lines]
+    return lines
+
+
 def render(results: dict) -> None:
     rows, sweep = results["rows"], results["sweep"]
     lm = rows.get("lm", {}).get("metrics", {}).get("iw_nll")
@@ -419,6 +461,7 @@ def render(results: dict) -> None:
     if chained:
         out += ["", "Posterior-chain rows measure KL, MI, AU and the IW proposal on the Gaussian fitted to each "
                 "sentence's short-run samples: " + "; ".join(chained) + "."]
+    out += reduced(rows)
     notes = [f"- {n}: {r['concurrent_note']}" for n, r in [*rows.items(), *sweep.items()] if r.get("concurrent_note")]
     if notes:
         out += ["", "Timing notes:", *notes]
