@@ -304,7 +304,9 @@ def record(args: argparse.Namespace, name: str, metrics: dict) -> dict:
         "train_command": shlex.join(train_command(args, name)), "eval_command": shlex.join(eval_command(args, name)),
         **budget(directory, monitor), "monitor": monitor, "restart_optimizer": restart_optimizer_of(directory),
         "train_minutes": round(sum(times["train_seconds"]) / 60, 1), "train_sessions": len(times["train_seconds"]),
-        "eval_minutes": round(times["eval_seconds"].get(eval_file(args, name).name, metrics["seconds"]) / 60, 1),
+        # The evaluation's own clock sums its resumed parts; the study's misses a part whose driver was killed
+        # with the session (it records only on return), so the larger of the two.
+        "eval_minutes": round(max(times["eval_seconds"].get(eval_file(args, name).name, 0.0), metrics["seconds"]) / 60, 1),
         "metrics": {k: metrics[k] for k in keep if k in metrics},
         "prior_samples": metrics.get("prior_samples", [])[:5],
         "numerics": numerics_of(directory), "machine": cpu_description(), "torch": _torch_version(),
