@@ -368,7 +368,7 @@ def test_label_text_format(tmp_path):
     assert dsd["train"]["text"][0] == "How did serfdom develop ?"
 
 
-def test_label_text_through_train_reports_label_only_lines(tmp_path, capsys):
+def test_label_text_through_train_reports_label_only_lines(tmp_path, capsys, recwarn):
     train = tmp_path / "sst.train"
     train.write_text(SST_LINES * 3, encoding="utf-8")
     out = tmp_path / "run"
@@ -379,6 +379,10 @@ def test_label_text_through_train_reports_label_only_lines(tmp_path, capsys):
     assert "train: 9 sentences; labels 0 3, 1 6; dropped on load 3 blank, 6 no_text" in printed, printed
     assert f"note: {train}: 6 line(s) hold only a label and no sentence (lines 2, 6, 8, 12, 14, …)" in printed
     assert (out / "model" / "model.safetensors").is_file()
+    # The recipe's shipped corpus was replaced by these files, so its example sentences (unknown words to
+    # this model) are not what the closing interpolation runs between.
+    assert "interpolation between two prior draws (greedy, no repeated 3-gram):" in printed, printed
+    assert "warning" not in err and not [w for w in recwarn if "unknown" in str(w.message)], err
 
 
 def test_label_text_through_encode_keeps_labels_and_reports_label_only_lines(model_dir, tmp_path, capsys):

@@ -82,7 +82,10 @@ def run(args: argparse.Namespace) -> int:
     if args.samples > 0:
         from textvae.data.shipped import SHIPPED_CORPORA
 
-        shipped = SHIPPED_CORPORA.get(recipe.data.name) if isinstance(recipe.data.name, str) else None
+        # The shipped corpus's example sentences only when its data is what was trained on: files given
+        # by data.train_files replace it, and its sentences could be all-unknown words to this model.
+        shipped = (SHIPPED_CORPORA.get(recipe.data.name)
+                   if isinstance(recipe.data.name, str) and not recipe.data.train_files else None)
         show_model(result.model_dir, args.samples, recipe.train.seed, shipped.examples if shipped else ())
     return status
 
@@ -92,6 +95,7 @@ def show_model(model_dir: Path, n: int, seed: int, examples: tuple[str, ...] = (
     5-step interpolation (no repeated 3-gram) between the two ``examples`` sentences, or two prior
     draws without them; then the commands to look further, with those sentences."""
     from textvae.inference.api import TextVAE
+    from textvae.inference.features import report_warnings
 
     model = TextVAE.from_pretrained(model_dir)
     if model.tokenizer is None:
@@ -105,7 +109,9 @@ def show_model(model_dir: Path, n: int, seed: int, examples: tuple[str, ...] = (
         # limit; forbidding a repeated 3-gram, as Hugging Face generate can, shows what z says instead.
         between = f'"{a}" and "{b}"' if a else "two prior draws"
         print(f"interpolation between {between} (greedy, no repeated 3-gram):")
-        for i, sentence in enumerate(model.interpolate(a, b, steps=5, seed=seed, no_repeat_ngram_size=3)):
+        with report_warnings("train"):
+            path = model.interpolate(a, b, steps=5, seed=seed, no_repeat_ngram_size=3)
+        for i, sentence in enumerate(path):
             print(f"  {i / 4:.2f}  {sentence}")
     print("next:")
     print(f"  textvae generate {model_dir} -n 10 --decode sample --top-p 0.9")
