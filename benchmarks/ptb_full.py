@@ -262,6 +262,21 @@ def budget(directory: Path, monitor: str) -> dict:
             "valid_curve": [[r["step"], round(r[monitor], 3)] for r in valid]}
 
 
+def logged_train_seconds(directory: Path) -> float:
+    """Training seconds by the trainer's own clock: metrics.jsonl's ``elapsed`` restarts at each resume, so
+    the sum of each stretch's last value. It counts a stretch whose driver died with a session (the
+    study's clock records only on return) but not the time after a stretch's last log line."""
+    total, last = 0.0, 0.0
+    for line in (directory / "metrics.jsonl").read_text().splitlines():
+        elapsed = json.loads(line).get("elapsed") if line.strip() else None
+        if elapsed is None:
+            continue
+        if elapsed < last:
+            total += last
+        last = elapsed
+    return total + last
+
+
 def numerics_of(directory: Path) -> dict:
     """Threads, CPU capability and precision the run recorded in its last checkpoint."""
     import torch
@@ -303,7 +318,8 @@ def record(args: argparse.Namespace, name: str, metrics: dict) -> dict:
         "what": what, "recipe": f"recipes/{recipe}", "overrides": overrides,
         "train_command": shlex.join(train_command(args, name)), "eval_command": shlex.join(eval_command(args, name)),
         **budget(directory, monitor), "monitor": monitor, "restart_optimizer": restart_optimizer_of(directory),
-        "train_minutes": round(sum(times["train_seconds"]) / 60, 1), "train_sessions": len(times["train_seconds"]),
+        "train_minutes": round(max(sum(times["train_seconds"]), logged_train_seconds(directory)) / 60, 1),
+        "train_sessions": len(times["train_seconds"]),
         # The evaluation's own clock sums its resumed parts; the study's misses a part whose driver was killed
         # with the session (it records only on return), so the larger of the two.
         "eval_minutes": round(max(times["eval_seconds"].get(eval_file(args, name).name, 0.0), metrics["seconds"]) / 60, 1),
