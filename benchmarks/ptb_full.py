@@ -277,6 +277,11 @@ def logged_train_seconds(directory: Path) -> float:
     return total + last
 
 
+def train_minutes(directory: Path, times: dict) -> float:
+    """A run's training minutes: the study's clock (``times``), or the trainer's own where it is larger."""
+    return round(max(sum(times["train_seconds"]), logged_train_seconds(directory)) / 60, 1)
+
+
 def numerics_of(directory: Path) -> dict:
     """Threads, CPU capability and precision the run recorded in its last checkpoint."""
     import torch
@@ -318,7 +323,7 @@ def record(args: argparse.Namespace, name: str, metrics: dict) -> dict:
         "what": what, "recipe": f"recipes/{recipe}", "overrides": overrides,
         "train_command": shlex.join(train_command(args, name)), "eval_command": shlex.join(eval_command(args, name)),
         **budget(directory, monitor), "monitor": monitor, "restart_optimizer": restart_optimizer_of(directory),
-        "train_minutes": round(max(sum(times["train_seconds"]), logged_train_seconds(directory)) / 60, 1),
+        "train_minutes": train_minutes(directory, times),
         "train_sessions": len(times["train_seconds"]),
         # The evaluation's own clock sums its resumed parts; the study's misses a part whose driver was killed
         # with the session (it records only on return), so the larger of the two.
