@@ -520,6 +520,32 @@ def render(results: dict) -> None:
     (RESULTS / "ptb_full.md").write_text("\n".join(out) + "\n")
 
 
+# Rows more than this many nats over the LM are drawn at the figure's top edge (see plot).
+OFF_SCALE = 5.0
+
+
+def place_labels(ax, labels: list[tuple[tuple[float, float], str]], avoid: list) -> None:
+    """Annotate each point with the first of a few offsets whose text stays inside the axes and
+    overlaps neither a label placed before it nor the texts in ``avoid`` (the baselines' captions), so that
+    rows a tenth of a nat apart stay readable; the last offset if every one collides."""
+    renderer = ax.figure.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    offsets = [(4, 3, "left"), (4, -10, "left"), (-4, 3, "right"), (-4, -10, "right"), (4, 12, "left"),
+               (4, -19, "left"), (-4, 12, "right"), (-4, -19, "right")]
+    placed = [text.get_window_extent(renderer) for text in avoid]
+    for xy, text in labels:
+        for dx, dy, ha in offsets:
+            note = ax.annotate(text, xy, fontsize=7, xytext=(dx, dy), textcoords="offset points", ha=ha,
+                               annotation_clip=False)
+            box = note.get_window_extent(renderer).expanded(1.05, 1.15)
+            inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+            if inside and not any(box.overlaps(other) for other in placed):
+                break
+            if (dx, dy, ha) != offsets[-1]:
+                note.remove()
+        placed.append(box)
+
+
 def plot(rows: dict, lm: float | None) -> bool:
     """Write ptb_full.png (IW-NLL against MI and KL, the LM and the Transformer ELBO twin as lines); False
     when no VAE row has a point."""
@@ -531,30 +557,42 @@ def plot(rows: dict, lm: float | None) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    # The y range is the neighbourhood of the baselines, where the objectives differ by tenths of a nat;
+    # a row far above it (mmd_vae, +12 nats) would squeeze every other point into a line, so it is drawn
+    # at the top edge as ▲ with its value in the label.
+    ys = [m["iw_nll"] for m in points.values()]
+    low = min(ys) - 0.7
+    high = max(y for y in ys if lm is None or y <= lm + OFF_SCALE) + 0.7
+    if lm is not None:
+        low, high = min(low, lm - 2), max(high, lm + 2)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), sharey=True)
     for ax, key, label in ((axes[0], "mi_full", "MI over the test split (nats)"), (axes[1], "kl", "KL (nats)")):
-        for name, m in points.items():
-            # Squares: the Transformer decoder, whose baseline is its collapsed ELBO twin, not the LSTM LM.
-            ax.scatter(m[key], m["iw_nll"], s=30, marker="s" if name.startswith("transformer") else "o",
-                       color="tab:red" if "mmd" in name or "info" in name else "tab:blue")
-            ax.annotate(name, (m[key], m["iw_nll"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        # From 0 (no latent information) and at least ±2 nats about the LM, so that a handful of
-        # points is not magnified into a spread that means nothing.
+        # From 0 (no latent information), so that a handful of points is not magnified into a spread
+        # that means nothing.
         ax.set_xlim(0, max(m[key] for m in points.values()) * 1.15 + 0.5)
-        ys = [m["iw_nll"] for m in points.values()]
-        low, high = min(ys) - 1, max(ys) + 1
-        if lm is not None:
-            low, high = min(low, lm - 2), max(high, lm + 2)
         ax.set_ylim(low, high)
         ax.ticklabel_format(axis="y", useOffset=False)
+        labels = []
+        for name, m in sorted(points.items(), key=lambda item: item[1]["iw_nll"]):
+            above = m["iw_nll"] > high
+            y = high - 0.02 * (high - low) if above else m["iw_nll"]
+            # Squares: the Transformer decoder, whose baseline is its collapsed ELBO twin, not the LSTM LM.
+            marker = "^" if above else "s" if name.startswith("transformer") else "o"
+            ax.scatter(m[key], y, s=30, marker=marker, clip_on=False,
+                       color="tab:red" if "mmd" in name or "info" in name else "tab:blue")
+            labels.append(((m[key], y), f"{name} ({m['iw_nll']:.2f}, off the scale)" if above else name))
+        captions = []
         if lm is not None:
             ax.axhline(lm, color="gray", linestyle="--", linewidth=1)
-            ax.text(0.02 * ax.get_xlim()[1], lm, f"LSTM LM {lm:.2f} (no z)", va="bottom", fontsize=8, color="gray")
+            captions.append(ax.text(0.98 * ax.get_xlim()[1], lm, f"LSTM LM {lm:.2f} (no z)", ha="right", va="bottom",
+                                    fontsize=8, color="gray"))
         if TRANSFORMER_TWIN in points:
             twin = points[TRANSFORMER_TWIN]["iw_nll"]
             ax.axhline(twin, color="gray", linestyle=":", linewidth=1)
-            ax.text(0.35 * ax.get_xlim()[1], twin, f"{TRANSFORMER_TWIN} {twin:.2f} (collapsed: ■ rows' baseline)",
-                    va="bottom", fontsize=8, color="gray")
+            captions.append(ax.text(0.98 * ax.get_xlim()[1], twin,
+                                    f"{TRANSFORMER_TWIN} {twin:.2f} (collapsed: ■ rows' baseline)",
+                                    ha="right", va="top", fontsize=8, color="gray"))
+        place_labels(ax, labels, captions)
         ax.set_xlabel(label)
     axes[0].set_ylabel("PTB test IW-NLL, K = 500 (nats/sentence; lower is better)")
     fig.suptitle("PTB, every objective trained to convergence: likelihood against latent use", fontsize=10)
