@@ -557,12 +557,13 @@ def plot(rows: dict, lm: float | None) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    # The y range is the neighbourhood of the baselines, where the objectives differ by tenths of a nat;
-    # a row far above it (mmd_vae, +12 nats) would squeeze every other point into a line, so it is drawn
-    # at the top edge as ▲ with its value in the label.
+    # The y range is the neighbourhood of the baselines (at least ±2 nats about the LM), where the
+    # objectives differ by tenths of a nat; a row far above it (mmd_vae, +12 nats) would squeeze every
+    # other point into a line, so it is drawn at the top edge as ▲ with its value in the label.
     ys = [m["iw_nll"] for m in points.values()]
     low = min(ys) - 0.7
-    high = max(y for y in ys if lm is None or y <= lm + OFF_SCALE) + 0.7
+    # Every row off the scale leaves only the LM to bound the range (the filter keeps every row without one).
+    high = max((y for y in ys if lm is None or y <= lm + OFF_SCALE), default=lm) + 0.7
     if lm is not None:
         low, high = min(low, lm - 2), max(high, lm + 2)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), sharey=True)
