@@ -236,3 +236,12 @@ def test_cli_probe_text_file_hints_label_text(model_dir, tmp_path, capsys):
         f"textvae probe: error: {text_file} is read as text, and text files have only the column 'text', so there "
         "is no label column 'label' (--label-column). For '<label> <sentence>' lines (SST, MR, SUBJ, TREC, CR, "
         "MPQA) set --format label_text; for labelled tables use a csv/tsv/json/parquet file.")
+
+
+def test_plot_title_names_the_run_of_a_checkpoint_folder(tmp_path):
+    from textvae.cli.plot_latent import model_name
+
+    # "best" alone would name every run's best model; the run's folder says which
+    assert model_name(str(tmp_path / "yelp_info_vae" / "best")) == "yelp_info_vae/best"
+    assert model_name(str(tmp_path / "yelp_info_vae" / "model") + "/") == "yelp_info_vae/model"
+    assert model_name(str(tmp_path / "exported_vae")) == "exported_vae"

@@ -37,6 +37,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def model_name(model_dir: str) -> str:
+    """The plot title's name for a model: a run's checkpoint folder (``best/``, ``model/``) says
+    which run it belongs to ("RUN/best"), since "best" alone names every run's best model."""
+    from textvae.utils.layout import BEST_DIR, MODEL_DIR
+
+    path = Path(model_dir).expanduser().resolve()
+    return f"{path.parent.name}/{path.name}" if path.name in (BEST_DIR, MODEL_DIR) else path.name
+
+
 def run(args: argparse.Namespace) -> int:
     from textvae.cli.common import load_model, read_texts
     from textvae.errors import ConfigError
@@ -61,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         return _run_overlay(args, model, texts, labels, names)
     with report_warnings("plot-latent"):
         mu = model.encode(texts, batch_size=args.batch_size, max_length=args.max_length).numpy()
-    ratio = plot_pca(mu, args.output, labels, names, title=f"{Path(args.model_dir).name}: μ of {args.data}")
+    ratio = plot_pca(mu, args.output, labels, names, title=f"{model_name(args.model_dir)}: μ of {args.data}")
     print(f"wrote {args.output}: {len(mu)} sentences, PC1+PC2 explain {100 * ratio.sum():.1f}% of the variance")
     return 0
 
@@ -94,7 +103,7 @@ def _run_overlay(args: argparse.Namespace, model, texts: list[str], labels, name
     priors = prior_samples(model, n, seed=args.seed + 1)  # its own stream: no draw shared with the posterior
     result = plot_prior_overlay(posterior.numpy(), {k: v.numpy() for k, v in priors.items()}, args.output,
                                 [labels[i] for i in idx] if labels is not None else None, names,
-                                title=f"{Path(args.model_dir).name}: q(z) of {args.data} against p(z)")
+                                title=f"{model_name(args.model_dir)}: q(z) of {args.data} against p(z)")
     sets = ["the aggregate posterior",
             *(f"the {k} (its model.ebm.langevin chain)" if k == EBM else k for k in priors)]
     drawn = ", ".join(sets[:-1]) + " and " + sets[-1]
