@@ -241,7 +241,11 @@ def test_cli_probe_text_file_hints_label_text(model_dir, tmp_path, capsys):
 def test_plot_title_names_the_run_of_a_checkpoint_folder(tmp_path):
     from textvae.cli.plot_latent import model_name
 
+    run = tmp_path / "yelp_info_vae"
+    run.mkdir()
+    (run / "recipe.yaml").write_text("{}\n")  # what marks a run directory
     # "best" alone would name every run's best model; the run's folder says which
-    assert model_name(str(tmp_path / "yelp_info_vae" / "best")) == "yelp_info_vae/best"
-    assert model_name(str(tmp_path / "yelp_info_vae" / "model") + "/") == "yelp_info_vae/model"
+    assert model_name(str(run / "best")) == "yelp_info_vae/best"
+    assert model_name(str(run / "model") + "/") == "yelp_info_vae/model"
+    assert model_name(str(run / "checkpoints" / "step-00001000")) == "yelp_info_vae/checkpoints/step-00001000"
     assert model_name(str(tmp_path / "exported_vae")) == "exported_vae"

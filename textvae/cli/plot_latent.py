@@ -38,12 +38,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def model_name(model_dir: str) -> str:
-    """The plot title's name for a model: a run's checkpoint folder (``best/``, ``model/``) says
-    which run it belongs to ("RUN/best"), since "best" alone names every run's best model."""
-    from textvae.utils.layout import BEST_DIR, MODEL_DIR
+    """The plot title's name for a model: a run's model folder (``best/``, ``model/``,
+    ``checkpoints/step-N/``) with the run it belongs to ("RUN/best"), since "best" alone names
+    every run's best model."""
+    from textvae.utils.layout import run_dir_of
 
     path = Path(model_dir).expanduser().resolve()
-    return f"{path.parent.name}/{path.name}" if path.name in (BEST_DIR, MODEL_DIR) else path.name
+    run = run_dir_of(path)
+    return path.relative_to(run.parent).as_posix() if run is not None else path.name
 
 
 def run(args: argparse.Namespace) -> int:
