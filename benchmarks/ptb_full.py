@@ -92,7 +92,9 @@ ROWS: dict[str, tuple[str, list[str], str]] = {
     "free_bits": ("ptb/free_bits.yaml", [*LSTM], "ELBO, free bits 0.25 nats per dimension"),
     "aggressive": ("ptb/aggressive.yaml", [*LSTM], "ELBO, aggressive inference-network training (He et al.), "
                    "KL annealed 0.1 → 1 over 10 epochs"),
-    # The recipe before it took He et al.'s annealing: β = 1 from the first step.
+    # The recipe before it took He et al.'s annealing: β = 1 from the first step. A constant schedule
+    # ignores start and warmup_steps, but --resume compares every recipe key with the run's, so they
+    # restate the values that run was trained with.
     "aggressive_noanneal": ("ptb/aggressive.yaml", [*LSTM, "objective.kl_schedule.kind=constant",
                                                     "objective.kl_schedule.start=0.0",
                                                     "objective.kl_schedule.warmup_steps=10000"],
