@@ -147,3 +147,27 @@ def test_evaluate_refuses_emulated_bf16_before_evaluating(tiny_run, monkeypatch,
     err = one_line(capsys.readouterr().err)
     assert "textvae evaluate: error: --precision bf16: this CPU (" in err and "Use --precision fp32, or auto" in err
     assert sorted(p.name for p in tiny_run.iterdir()) == before  # no eval.json written
+
+
+def test_no_progress_silences_the_tokenizing_bars_too(tmp_path, capsys):
+    # A corpus never tokenized before, so that datasets draws its bar unless told not to: datasets'
+    # cache is keyed by content and outlives the test, so each run's text carries a fresh word.
+    import uuid
+
+    from datasets.utils import logging as datasets_logging
+
+    fresh = uuid.uuid4().hex
+
+    def train(name: str, *flags: str) -> str:
+        corpus = tmp_path / f"{name}.txt"
+        corpus.write_text("".join(f"{fresh} {name} sentence {i} is here .\n" for i in range(40)))
+        args = ["train", str(RECIPE), *TINY, "data.name=null", f"data.train_files={corpus}",
+                f"data.valid_files={corpus}", "train.max_steps=1", "train.eval_every=1", "--output",
+                str(tmp_path / name), *flags]
+        assert main(args) == 0
+        return capsys.readouterr().err
+
+    assert "tokenizing train" in train("shown")
+    quiet = train("quiet", "--no-progress")
+    assert "tokenizing" not in quiet and "\r" not in quiet, quiet
+    assert datasets_logging.is_progress_bar_enabled()  # the global switch is put back after the command

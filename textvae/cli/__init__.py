@@ -7,10 +7,11 @@ models and data for them are in :mod:`textvae.cli.common`. Commands import the l
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import importlib
 import sys
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 from textvae import __version__
 from textvae.errors import TextVAEError
@@ -65,6 +66,25 @@ def parse(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Name
     return args
 
 
+@contextlib.contextmanager
+def _quiet_progress(quiet: bool) -> Iterator[None]:
+    """--no-progress silences the bars of the libraries too: Hugging Face datasets draws one per
+    tokenized split, which a log file keeps as hundreds of carriage-returned updates. The switch is
+    global, so it is put back after the command (tests call ``main`` many times in one process)."""
+    if not quiet:
+        yield
+        return
+    from datasets.utils import logging as datasets_logging
+
+    was_enabled = datasets_logging.is_progress_bar_enabled()
+    datasets_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            datasets_logging.enable_progress_bar()
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -77,7 +97,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        with _quiet_progress(getattr(args, "no_progress", False)):
+            return int(args.func(args) or 0)
     except TextVAEError as err:
         print(f"textvae {args.command}: error: {err}", file=sys.stderr)
         return 2
