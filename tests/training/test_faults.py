@@ -669,6 +669,9 @@ def test_a_second_signal_stops_at_once_and_keeps_the_last_checkpoint(tmp_path, m
         return real(*args, **kwargs)
 
     monkeypatch.setattr(trainer_module, "infovae_loss", impatient)
+    # What the handler was before: Python's default in a terminal, SIG_IGN where the suite was started in
+    # the background (a shell's `&` ignores SIGINT for its children), and either way the trainer must give it back.
+    before = signal.getsignal(signal.SIGINT)
     out = tmp_path / "run"
     assert main(cli_args(out, *SHORT, "train.max_steps=8")) == 130
     captured = capsys.readouterr()
@@ -677,4 +680,4 @@ def test_a_second_signal_stops_at_once_and_keeps_the_last_checkpoint(tmp_path, m
                      r".*step-00000002; resume with: textvae train .*recipe\.yaml --output .* --resume",
                      captured.out), captured.out
     assert [p.name for p in checkpoint_dirs(out)] == ["step-00000002"] and not [p for p in out.rglob(".*")]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers given back
+    assert signal.getsignal(signal.SIGINT) is before  # handlers given back
