@@ -270,24 +270,30 @@ def budget(directory: Path, monitor: str) -> dict:
             "valid_curve": [[r["step"], round(r[monitor], 3)] for r in valid]}
 
 
-def logged_train_seconds(directory: Path) -> float:
-    """Training seconds by the trainer's own clock: metrics.jsonl's ``elapsed`` restarts at each resume, so
-    the sum of each stretch's last value. It counts a stretch whose driver died with a session (the
-    study's clock records only on return) but not the time after a stretch's last log line."""
-    total, last = 0.0, 0.0
+def logged_stretches(directory: Path) -> list[float]:
+    """The trainer's own clock, per training process: metrics.jsonl's ``elapsed`` restarts at each resume,
+    so each stretch's last value. It counts a stretch whose driver died with a session (the study's clock
+    records only on return) but not the time after a stretch's last log line."""
+    stretches, last = [], None
     for line in (directory / "metrics.jsonl").read_text().splitlines():
         elapsed = json.loads(line).get("elapsed") if line.strip() else None
         if elapsed is None:
             continue
-        if elapsed < last:
-            total += last
+        if last is not None and elapsed < last:
+            stretches.append(last)
         last = elapsed
-    return total + last
+    return stretches + ([last] if last is not None else [])
 
 
 def train_minutes(directory: Path, times: dict) -> float:
     """A run's training minutes: the study's clock (``times``), or the trainer's own where it is larger."""
-    return round(max(sum(times["train_seconds"]), logged_train_seconds(directory)) / 60, 1)
+    return round(max(sum(times["train_seconds"]), sum(logged_stretches(directory))) / 60, 1)
+
+
+def train_sessions(directory: Path, times: dict) -> int:
+    """How many training processes made the run: the study's count, or the trainer's stretches where more
+    (a driver stopped with its session records no time, but its trainer logged)."""
+    return max(len(times["train_seconds"]), len(logged_stretches(directory)))
 
 
 def numerics_of(directory: Path) -> dict:
@@ -332,7 +338,7 @@ def record(args: argparse.Namespace, name: str, metrics: dict) -> dict:
         "train_command": shlex.join(train_command(args, name)), "eval_command": shlex.join(eval_command(args, name)),
         **budget(directory, monitor), "monitor": monitor, "restart_optimizer": restart_optimizer_of(directory),
         "train_minutes": train_minutes(directory, times),
-        "train_sessions": len(times["train_seconds"]),
+        "train_sessions": train_sessions(directory, times),
         # The evaluation's own clock sums its resumed parts; the study's misses a part whose driver was killed
         # with the session (it records only on return), so the larger of the two.
         "eval_minutes": round(max(times["eval_seconds"].get(eval_file(args, name).name, 0.0), metrics["seconds"]) / 60, 1),

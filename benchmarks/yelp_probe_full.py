@@ -56,7 +56,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from ptb_full import LSTM, RULE, finished, measure_run, numerics_of, times_of, train_minutes, train_run  # noqa: E402
+from ptb_full import (LSTM, RULE, finished, measure_run, numerics_of, times_of, train_minutes, train_run,  # noqa: E402
+                      train_sessions)
 
 from textvae.utils.cpu import cpu_description  # noqa: E402
 
@@ -213,7 +214,7 @@ def record(args: argparse.Namespace, entry: str, probe: dict) -> dict:
         "train_command": shlex.join(train_command(args, entry)), "probe_command": shlex.join(probe_command(args, entry)),
         **budget(directory),
         "train_minutes": train_minutes(directory, times),
-        "train_sessions": len(times["train_seconds"]),
+        "train_sessions": train_sessions(directory, times),
         "probe_minutes": round(probe_seconds / 60, 1) if probe_seconds is not None else None,
         "probe": probe, "numerics": numerics_of(directory), "machine": cpu_description(), "torch": torch.__version__,
         "python": platform.python_version(), "date": date.today().isoformat(), "concurrent_note": args.note,
