@@ -220,6 +220,32 @@ def test_pretrained_parts_load_and_reload_without_the_original_files(tmp_path, p
     assert saved["decoder"]["pretrained"] == str(gpt2_dir) and saved["decoder"]["hf_config"]["n_layer"] == 2
 
 
+def test_a_checkpoint_of_another_architecture_is_refused_not_loaded_untrained(pretrained_dirs):
+    gpt2_dir, bert_dir, _, _ = pretrained_dirs
+    # A BERT folder as the GPT-2 decoder: transformers would build a random GPT-2 and print a table.
+    cfg = ModelConfig(latent_dim=4, max_positions=12, decoder=DecoderConfig(kind="transformer", pretrained=str(bert_dir)))
+    with pytest.raises(ModelError, match=r"is not a GPT2LMHeadModel checkpoint \(its config.json says model_type "
+                                         r"'bert'\): \d+ of the weights .*transformer\.h\.0\..*GPT-2 \(model_type gpt2\)"):
+        TextVAE(cfg, VOCAB)
+    cfg = ModelConfig(latent_dim=4, max_positions=12, encoder=EncoderConfig(kind="transformer", pretrained=str(gpt2_dir)))
+    with pytest.raises(ModelError, match=r"is not a BertModel checkpoint \(its config.json says model_type 'gpt2'\)"):
+        TextVAE(cfg, VOCAB)
+
+
+def test_loading_prints_no_report_for_the_pooler_it_drops(pretrained_dirs, capfd):
+    from transformers.utils import logging as hf_logging
+
+    _, bert_dir, _, bert = pretrained_dirs
+    assert "pooler.dense.weight" in bert.state_dict()  # the checkpoint has one; the encoder builds none
+    before = hf_logging.get_verbosity()
+    cfg = ModelConfig(latent_dim=4, max_positions=12, encoder=EncoderConfig(kind="transformer", pretrained=str(bert_dir)))
+    model = TextVAE(cfg, VOCAB)
+    assert model.encoder.bert.pooler is None
+    err = capfd.readouterr().err
+    assert "LOAD REPORT" not in err and "UNEXPECTED" not in err, err
+    assert hf_logging.get_verbosity() == before  # transformers' logging is put back as it was
+
+
 def test_pretrained_errors_say_what_to_do(tmp_path, pretrained_dirs):
     gpt2_dir, bert_dir, gpt2, _ = pretrained_dirs
     with pytest.raises(ModelError, match="model.decoder.pretrained=some/dir"):
