@@ -232,6 +232,16 @@ def test_a_checkpoint_of_another_architecture_is_refused_not_loaded_untrained(pr
         TextVAE(cfg, VOCAB)
 
 
+def test_weights_that_do_not_fit_their_config_are_a_clear_error(pretrained_dirs):
+    _, bert_dir, _, _ = pretrained_dirs
+    config = json.loads((bert_dir / "config.json").read_text())
+    config["intermediate_size"] = 64  # the saved weights are 32 wide: a folder mixing two models
+    (bert_dir / "config.json").write_text(json.dumps(config))
+    cfg = ModelConfig(latent_dim=4, max_positions=12, encoder=EncoderConfig(kind="transformer", pretrained=str(bert_dir)))
+    with pytest.raises(ModelError, match=r"its weights do not match its config.json .*save the model again"):
+        TextVAE(cfg, VOCAB)
+
+
 def test_loading_prints_no_report_for_the_pooler_it_drops(pretrained_dirs, capfd):
     from transformers.utils import logging as hf_logging
 

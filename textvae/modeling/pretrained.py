@@ -48,7 +48,9 @@ def load_pretrained(model_class: type[PreTrainedModel], name: str, key: str, **o
             f"once on a machine with access ({model_class.__name__}.from_pretrained(name).save_pretrained"
             f"('some/dir')) and set {key}=some/dir: a directory with config.json and model.safetensors."
         ) from err
-    except RuntimeError as err:  # weights whose shapes differ from its own config.json
+    except RuntimeError as err:
+        if not any(w in str(err) for w in ("size mismatch", "ignore_mismatched_sizes", "conversion")):
+            raise  # not a damaged folder (e.g. out of memory): its own message says more than ours would
         raise ModelError(
             f"Could not load {key}={name!r} as a {model_class.__name__}: its weights do not match its "
             f"config.json ({str(err).splitlines()[0]}). The folder is damaged or mixes files of two models: "
